@@ -1,0 +1,131 @@
+"""raw_files: each arrived group's three files copied into the lake, with a manifest.
+
+The lake copy is the system of record: a partition re-run works from it even when the landing
+folder has been cleaned, and a per-group marker makes sure a group is ingested once only.
+"""
+
+
+from datetime import UTC, datetime
+
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+
+from retail_assets.lake import Lake
+from retail_assets.landing import FILE_KINDS, LandedGroup, scan_landing
+from retail_assets.metadata import markdown_table
+from retail_assets.partitions import hour_of, hour_path, hourly_partitions
+from retail_assets.resources import StorageResource
+
+RAW = "raw"
+MANIFEST = "_manifest.json"
+
+
+def marker_parts(group: str) -> tuple[str, ...]:
+    """Where the lake records that a group was ingested, and into which partition."""
+    return (RAW, "_groups", f"{group}.json")
+
+
+def read_manifest(lake: Lake, key: str) -> dict:
+    return lake.read_json(RAW, hour_path(key), MANIFEST) or {"partition": key, "groups": []}
+
+
+def raw_file_uris(lake: Lake, key: str, kind: str) -> list[tuple[str, dict]]:
+    """(uri, manifest entry) of every file of one kind ingested in hour `key`."""
+    manifest = read_manifest(lake, key)
+    return [
+        (lake.uri(RAW, hour_path(key), group["files"][kind]["lake_file"]), group["files"][kind])
+        for group in manifest["groups"]
+    ]
+
+
+def belongs_to(lake: Lake, group: LandedGroup, key: str) -> bool:
+    """A complete group belongs to the hour its marker names, else to the hour it arrived in."""
+    if not group.complete:
+        return False
+    marker = lake.read_json(*marker_parts(group.name))
+    return (marker["partition"] if marker else group.partition_key) == key
+
+
+def copy_group(lake: Lake, group: LandedGroup, key: str) -> dict:
+    """Copy a group's files into hour `key`, renamed with date, hour and group."""
+    hour = hour_of(key)
+    files = {}
+    for kind in FILE_KINDS:
+        lake_file = f"{kind}_{hour:%Y-%m-%d_%H}_{group.name}.csv"
+        copied = lake.copy_in(group.files[kind], RAW, hour_path(key), lake_file)
+        files[kind] = {
+            "source_name": group.files[kind].name,
+            "lake_file": lake_file,
+            "size": copied.size,
+            "sha256": copied.sha256,
+            "rows": max(copied.lines - 1, 0),  # data lines below the header
+            "header": copied.header,
+            "empty": copied.size == 0,
+        }
+    return {
+        "group": group.name,
+        "arrived_at": group.arrived_at.isoformat(),
+        "fingerprint": group.fingerprint,
+        "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": files,
+    }
+
+
+def ingest_hour(lake: Lake, landing_dir, key: str) -> tuple[dict, list[str]]:
+    """Add the not-yet-ingested groups of hour `key` to its manifest; returns it and them."""
+    manifest = read_manifest(lake, key)
+    present = {entry["group"] for entry in manifest["groups"]}
+    new = [
+        group
+        for group in scan_landing(landing_dir)
+        if group.name not in present and belongs_to(lake, group, key)
+    ]
+    entries = [copy_group(lake, group, key) for group in new]
+    manifest["groups"] += entries
+    # Manifest first, marker second: the manifest is the record; a lost marker only means the
+    # sensor may ask again, and the re-run finds the group already present.
+    lake.write_json(manifest, RAW, hour_path(key), MANIFEST)
+    for entry in entries:
+        marker = {"group": entry["group"], "partition": key, "fingerprint": entry["fingerprint"]}
+        lake.write_json(marker, *marker_parts(entry["group"]))
+    return manifest, [group.name for group in new]
+
+
+@asset(
+    partitions_def=hourly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="lake",
+    kinds={"csv"},
+)
+def raw_files(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
+    """Source groups landed in this hour, copied as-is into lake/raw/ingest_date=…/ingest_hour=…."""
+    lake = storage.lake
+    rows, new_groups, total_rows = [], [], 0
+    for key in context.partition_keys:
+        manifest, new = ingest_hour(lake, storage.landing_dir_path, key)
+        new_groups += new
+        for entry in manifest["groups"]:
+            for kind, file in entry["files"].items():
+                total_rows += file["rows"] if kind == "sales_transactions" else 0
+                rows.append(
+                    {
+                        "hour": key,
+                        "group": entry["group"],
+                        "file": file["lake_file"],
+                        "bytes": file["size"],
+                        "rows": file["rows"],
+                        "sha256": file["sha256"][:12],
+                        "empty": file["empty"],
+                    }
+                )
+        context.log.info(
+            f"{key}: {len(manifest['groups'])} group(s), newly ingested: {new or 'none'}"
+        )
+    return MaterializeResult(
+        metadata={
+            "groups": len({(r["hour"], r["group"]) for r in rows}),
+            "newly_ingested": MetadataValue.json(new_groups),
+            "transaction_rows": total_rows,
+            "path": MetadataValue.path(lake.uri(RAW, hour_path(context.partition_keys[0]))),
+            "files": markdown_table(rows, limit=30),
+        }
+    )

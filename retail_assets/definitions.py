@@ -1,0 +1,22 @@
+"""The Dagster definitions of retail_assets (`dagster dev` loads them via workspace.yaml)."""
+
+from dagster import Definitions, in_process_executor
+
+from retail_assets.assets.raw import raw_files
+from retail_assets.assets.silver import silver_transactions
+from retail_assets.jobs import hourly_pipeline
+from retail_assets.resources import spark_resource, storage_resource
+from retail_assets.sensors import landing_sensor
+from retail_assets.settings import Settings
+
+settings = Settings.from_env()
+
+defs = Definitions(
+    assets=[raw_files, silver_transactions],
+    jobs=[hourly_pipeline],
+    sensors=[landing_sensor],
+    resources={"spark": spark_resource(settings), "storage": storage_resource(settings)},
+    # Spark does the heavy lifting on its server; steps in one process share one client
+    # session instead of paying a process start and a Connect handshake each.
+    executor=in_process_executor,
+)

@@ -1,0 +1,36 @@
+"""The one hourly partitioning of the batch assets: the UTC hour a group of files arrived."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dagster import HourlyPartitionsDefinition
+
+from retail_assets.settings import Settings
+
+KEY_FORMAT = "%Y-%m-%d-%H:%M"
+
+# end_offset=1: the current hour is a partition already, so a group is ingested on arrival
+# rather than when its hour ends.
+hourly_partitions = HourlyPartitionsDefinition(
+    start_date=Settings.from_env().partitions_start, end_offset=1, timezone="UTC"
+)
+
+
+def hour_of(key: str) -> datetime:
+    return datetime.strptime(key, KEY_FORMAT).replace(tzinfo=UTC)
+
+
+def key_of(hour: datetime) -> str:
+    return hour.astimezone(UTC).strftime("%Y-%m-%d-%H:00")
+
+
+def hour_values(key: str) -> dict[str, str]:
+    """The lake/table partition values of an hourly key: ingest_date and ingest_hour."""
+    hour = hour_of(key)
+    return {"ingest_date": hour.strftime("%Y-%m-%d"), "ingest_hour": hour.strftime("%H")}
+
+
+def hour_path(key: str) -> str:
+    """`ingest_date=YYYY-MM-DD/ingest_hour=HH`, the folder of an hour in every lake dataset."""
+    return "/".join(f"{name}={value}" for name, value in hour_values(key).items())

@@ -1,0 +1,59 @@
+"""Resources: Spark (dagster-pyspark's resource) and where the lake, landing and exports are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource, InitResourceContext
+from dagster_pyspark import PySparkResource
+
+from retail_assets import spark_server
+from retail_assets.lake import Lake
+from retail_assets.settings import Settings
+
+
+class SparkResource(PySparkResource):
+    """PySparkResource that first starts the embedded local Connect server when it is the target.
+
+    `spark_config` decides where Spark is: {"spark.remote": "sc://…"} for Spark Connect, or
+    {"spark.master": …} for a classic session; neither needs a code change.
+    """
+
+    manage_local_server: bool = False
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        if self.manage_local_server:
+            spark_server.up(Settings.from_env())
+        super().setup_for_execution(context)
+
+
+class StorageResource(ConfigurableResource):
+    """Where files are: the landing folder (local), the lake (local, hdfs:// or s3a://), exports."""
+
+    landing_dir: str
+    lake_root: str
+    exports_dir: str
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(self.lake_root)
+
+    @property
+    def landing_dir_path(self) -> Path:
+        return Path(self.landing_dir)
+
+
+def spark_resource(settings: Settings) -> SparkResource:
+    if settings.spark_master:
+        config = {"spark.master": settings.spark_master, **spark_server.session_conf(settings)}
+    else:
+        config = {"spark.remote": settings.spark_remote}
+    return SparkResource(spark_config=config, manage_local_server=settings.manages_local_spark)
+
+
+def storage_resource(settings: Settings) -> StorageResource:
+    return StorageResource(
+        landing_dir=str(settings.landing_dir),
+        lake_root=settings.lake_root,
+        exports_dir=settings.exports_dir,
+    )

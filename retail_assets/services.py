@@ -1,0 +1,170 @@
+"""Long-lived local servers (Spark Connect, the Kafka broker) started and stopped by PID.
+
+Each server gets a pid file and a log under RETAIL_HOME/run, its own session (setsid) so a
+terminal's Ctrl-C does not kill it, a readiness wait on its TCP port, and a stop that only
+ever signals the PID it recorded — never pkill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A server could not be started, reached or stopped; the message says what to do."""
+
+
+def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A port the OS says is free now (for tests and throw-away servers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class ManagedServer:
+    """One local server: how to start it, where its pid and log live, how to tell it is ours."""
+
+    name: str
+    run_dir: Path
+    host: str
+    port: int
+    cmdline_marker: str  # a string in /proc/PID/cmdline proving the pid is still our server
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialises up/down across processes (parallel runs may all ask for the server)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / f"{self.name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def pid(self) -> int | None:
+        """The recorded pid if that process is alive and still our server, else None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid if self.cmdline_marker in cmdline else None
+
+    def status(self) -> dict:
+        pid = self.pid()
+        return {
+            "name": self.name,
+            "running": pid is not None and port_is_open(self.host, self.port),
+            "pid": pid,
+            "address": f"{self.host}:{self.port}",
+            "log": str(self.log_file),
+        }
+
+    def up(self, cmd: list[str], env: dict[str, str], timeout: float) -> dict:
+        """Start the server unless ours is already running; wait until its port accepts."""
+        with self._lock():
+            if self.pid() is not None:
+                self._wait_ready(self.pid(), timeout)
+                return self.status()
+            if not port_is_free(self.host, self.port):
+                raise ServiceError(
+                    f"{self.name}: port {self.host}:{self.port} is taken by another process; "
+                    f"stop it or choose another port (see README, settings)."
+                )
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_file, "ab") as log:
+                process = subprocess.Popen(
+                    cmd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.pid_file.write_text(str(process.pid))
+            self._wait_ready(process.pid, timeout, process)
+            return self.status()
+
+    def _wait_ready(self, pid: int, timeout: float, process: subprocess.Popen | None = None):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if port_is_open(self.host, self.port):
+                return
+            exited = process.poll() is not None if process else not _alive(pid)
+            if exited:
+                self.pid_file.unlink(missing_ok=True)
+                raise ServiceError(
+                    f"{self.name} exited during start-up; last log lines:\n{self.tail_log()}"
+                )
+            time.sleep(0.25)
+        raise ServiceError(
+            f"{self.name} did not accept connections on {self.host}:{self.port} within "
+            f"{timeout:.0f}s (pid {pid} left running; `down` stops it). Log: {self.log_file}"
+        )
+
+    def down(self, timeout: float = 60) -> bool:
+        """SIGTERM our pid, SIGKILL after the timeout. False when nothing of ours was running."""
+        with self._lock():
+            pid = self.pid()
+            if pid is None:
+                self.pid_file.unlink(missing_ok=True)
+                return False
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                while _alive(pid):
+                    time.sleep(0.1)
+            self.pid_file.unlink(missing_ok=True)
+            return True
+
+    def tail_log(self, lines: int = 25) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"

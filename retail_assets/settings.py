@@ -1,0 +1,84 @@
+"""Every setting of the platform, read from the environment in one place.
+
+All state lives under RETAIL_HOME (lake, warehouse + metastore, exports, Dagster storage,
+server pids and logs) so one directory can be inspected, backed up or wiped as a unit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT_DIR = PACKAGE_DIR.parent
+DEFAULT_SPARK_PORT = 15002
+
+
+def _default_home() -> Path:
+    """A git-ignored folder of the checkout when running from one, else ~/.retail_home."""
+    if (CHECKOUT_DIR / "pyproject.toml").exists():
+        return CHECKOUT_DIR / ".retail_home"
+    return Path.home() / ".retail_home"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    landing_dir: Path
+    lake_root: str
+    exports_dir: str
+    warehouse_dir: str
+    spark_port: int
+    spark_remote: str
+    spark_master: str
+    spark_driver_memory: str
+    partitions_start: str
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files and server logs."""
+        return self.home / "run"
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster")
+
+    @property
+    def manages_local_spark(self) -> bool:
+        """True when the project itself runs the Spark Connect server (the embedded default)."""
+        return not self.spark_master and self.spark_remote == local_spark_url(self.spark_port)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ.get
+        home = Path(env("RETAIL_HOME") or _default_home()).resolve()
+        port = int(env("RETAIL_SPARK_PORT") or DEFAULT_SPARK_PORT)
+        return cls(
+            home=home,
+            landing_dir=Path(env("RETAIL_LANDING_DIR") or home / "landing").resolve(),
+            lake_root=env("RETAIL_LAKE_ROOT") or str(home / "lake"),
+            exports_dir=env("RETAIL_EXPORTS_DIR") or str(home / "exports"),
+            warehouse_dir=env("RETAIL_WAREHOUSE_DIR") or str(home / "warehouse"),
+            spark_port=port,
+            spark_remote=env("RETAIL_SPARK_REMOTE") or local_spark_url(port),
+            spark_master=env("RETAIL_SPARK_MASTER") or "",
+            spark_driver_memory=env("RETAIL_SPARK_DRIVER_MEMORY") or "6g",
+            partitions_start=env("RETAIL_PARTITIONS_START") or "2024-01-01-00:00",
+        )
+
+
+def local_spark_url(port: int) -> str:
+    return f"sc://127.0.0.1:{port}"
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME under RETAIL_HOME (unless the user set one), with the repo's dagster.yaml."""
+    dagster_home = settings.dagster_home
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    config = dagster_home / "dagster.yaml"
+    source = CHECKOUT_DIR / "dagster.yaml"
+    if source.exists() and not config.exists():
+        config.symlink_to(source)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    return dagster_home

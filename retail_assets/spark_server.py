@@ -1,0 +1,108 @@
+"""The embedded default Spark: one local Spark Connect server that owns the Hive metastore.
+
+Why one long-lived server (DESIGN.md §1): a JVM start costs ~6 s per process, and the
+embedded Derby metastore admits a single JVM. Every Dagster step connects as a client.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyspark
+
+from retail_assets.services import ManagedServer, ServiceError
+from retail_assets.settings import Settings
+
+SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+START_TIMEOUT_S = 180
+
+
+def server(settings: Settings) -> ManagedServer:
+    return ManagedServer(
+        name="spark-connect",
+        run_dir=settings.run_dir,
+        host="127.0.0.1",
+        port=settings.spark_port,
+        cmdline_marker=SERVER_CLASS,
+    )
+
+
+def java_major_version() -> int:
+    """The major version of the `java` on PATH (or in JAVA_HOME); a clear error if none."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise ServiceError(
+            "Java 17 is required for Spark but no `java` was found. On Debian: "
+            "apt-get install -y openjdk-17-jre-headless (or set JAVA_HOME)."
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise ServiceError(f"Could not read the Java version from `{java} -version`: {out!r}")
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 else major
+
+
+def session_conf(settings: Settings) -> dict[str, str]:
+    """What any session of the platform needs: Hive catalog and lake semantics."""
+    metastore = settings.home / "metastore"
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": settings.warehouse_dir,
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true"
+        ),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore}",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "8",
+    }
+
+
+def server_conf(settings: Settings) -> dict[str, str]:
+    """The local Connect server: loopback only, all state under RETAIL_HOME."""
+    return {
+        **session_conf(settings),
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(settings.spark_port),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.local.dir": str(settings.home / "spark-tmp"),
+        "spark.ui.enabled": "false",
+    }
+
+
+def up(settings: Settings) -> dict:
+    """Start the local Connect server (or find it running) and wait until it accepts clients."""
+    major = java_major_version()
+    if major < 17:
+        raise ServiceError(f"Spark 4 needs Java 17 or newer; found Java {major}.")
+    spark_home = Path(pyspark.__file__).parent
+    cmd = [str(spark_home / "bin" / "spark-submit"), "--class", SERVER_CLASS]
+    for key, value in server_conf(settings).items():
+        cmd += ["--conf", f"{key}={value}"]
+    cmd.append("spark-internal")
+    env = dict(os.environ)
+    env.update(
+        SPARK_HOME=str(spark_home),
+        # Python UDFs and data sources run on the server's Python: it must be ours.
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+    )
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return server(settings).up(cmd, env, START_TIMEOUT_S)
+
+
+def down(settings: Settings) -> bool:
+    return server(settings).down()
+
+
+def status(settings: Settings) -> dict:
+    return server(settings).status()

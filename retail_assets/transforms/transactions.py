@@ -1,0 +1,318 @@
+"""Source sales transactions → silver rows and quarantined rows (SPEC.md §1–2).
+
+Every business rule of the silver layer lives here exactly once, as a pure function from
+DataFrame to DataFrame (or Column to Column), so it can be unit-tested on a tiny frame and read
+in one place. The pipeline composes them in `clean_transactions`.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+OFFER_COLUMNS = [f"offer_{k}" for k in range(1, 6)]
+
+# Silver name -> header names the source may use. The source misspells two headers; a fixed
+# spelling is accepted too, so a source-side correction does not break ingestion.
+SOURCE_FIELDS: dict[str, tuple[str, ...]] = {
+    "transaction_date": ("transaction_date",),
+    "transaction_id": ("transaction_id",),
+    "customer_id": ("customer_id",),
+    "customer_fname": ("customer_fname",),
+    "customer_lname": ("cusomter_lname", "customer_lname"),
+    "customer_email": ("cusomter_email", "customer_email"),
+    "sales_agent_id": ("sales_agent_id",),
+    "branch_id": ("branch_id",),
+    "product_id": ("product_id",),
+    "product_name": ("product_name",),
+    "product_category": ("product_category",),
+    **{offer: (offer,) for offer in OFFER_COLUMNS},
+    "units": ("units",),
+    "unit_price": ("unit_price",),
+    "is_online": ("is_online",),
+    "payment_method": ("payment_method",),
+    "shipping_address": ("shipping_address",),
+}
+
+SILVER_COLUMNS = [
+    "transaction_id",
+    "transaction_date",
+    "customer_id",
+    "customer_fname",
+    "customer_lname",
+    "customer_email",
+    "email_quality",
+    "sales_agent_id",
+    "branch_id",
+    "product_id",
+    "product_name",
+    "product_category",
+    "offer_number",
+    "discount_perc",
+    "units",
+    "unit_price",
+    "total_paid_price",
+    "is_online",
+    "payment_method",
+    "street",
+    "city",
+    "state",
+    "postal_code",
+    "source_file",
+    "source_line",
+]
+QUARANTINE_COLUMNS = ["source_file", "source_line", "reason", "transaction_id", "raw_line"]
+
+MONEY = "decimal(18,2)"
+PRICE = "decimal(18,4)"
+DATE_PATTERN = "yyyy-M-d"  # the source does not zero-pad; padded dates parse too
+EMAIL_SHAPE = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
+
+
+# ---------------------------------------------------------------- reading the source lines
+
+
+@dataclass(frozen=True)
+class HeaderLayout:
+    """Where each silver field sits in one file, matched by header name, not position."""
+
+    positions: dict[str, int]
+    width: int
+    unknown: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+def header_layout(header: str) -> HeaderLayout:
+    names = [name.strip().lower() for name in next(csv.reader([header]), [])]
+    positions, known = {}, set()
+    for field, aliases in SOURCE_FIELDS.items():
+        for alias in aliases:
+            if alias in names:
+                positions[field] = names.index(alias)
+                known.add(alias)
+                break
+    unknown = tuple(name for name in names if name not in known)
+    missing = tuple(field for field in SOURCE_FIELDS if field not in positions)
+    return HeaderLayout(positions, len(names), unknown, missing)
+
+
+def number_lines(lines: DataFrame) -> DataFrame:
+    """`spark.read.text` output → (source_file, source_line, raw_line), lines numbered from 1.
+
+    A file may be read as several splits; rows of one split are consecutive in
+    monotonically_increasing_id, so a line's number is the lines of earlier splits plus its
+    position in its own split. This costs one small aggregate, not a sort of the file.
+    """
+    rows = lines.select(
+        F.col("value").alias("raw_line"),
+        F.col("_metadata.file_path").alias("source_file"),
+        F.col("_metadata.file_block_start").alias("block_start"),
+        F.monotonically_increasing_id().alias("row_id"),
+    )
+    earlier = Window.partitionBy("source_file").orderBy("block_start")
+    splits = (
+        rows.groupBy("source_file", "block_start")
+        .agg(F.min("row_id").alias("first_id"), F.count("*").alias("lines"))
+        .withColumn(
+            "lines_before",
+            F.coalesce(
+                F.sum("lines").over(earlier.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0)
+            ),
+        )
+    )
+    return rows.join(F.broadcast(splits), ["source_file", "block_start"]).select(
+        "source_file",
+        (F.col("lines_before") + F.col("row_id") - F.col("first_id") + 1).alias("source_line"),
+        "raw_line",
+    )
+
+
+def parse_lines(numbered: DataFrame, header: str) -> DataFrame:
+    """Numbered lines of one file → one string column per source field (header line dropped).
+
+    Offline rows omit the trailing shipping_address field: missing trailing fields become
+    null. A field past the header's width lands in `overflow`, so it is never silently lost.
+    """
+    layout = header_layout(header)
+    schema = ", ".join([f"c{i} STRING" for i in range(layout.width)] + ["overflow STRING"])
+    parsed = F.from_csv(F.col("raw_line"), schema, {"escape": '"'})
+    fields = [
+        parsed[f"c{layout.positions[field]}"].alias(field)
+        if field in layout.positions
+        else F.lit(None).cast("string").alias(field)
+        for field in SOURCE_FIELDS
+    ]
+    missing = ",".join(layout.missing) or None
+    return numbered.where(F.col("source_line") > 1).select(
+        "source_file",
+        "source_line",
+        "raw_line",
+        *fields,
+        parsed["overflow"].alias("overflow"),
+        F.lit(missing).cast("string").alias("missing_columns"),
+    )
+
+
+# ---------------------------------------------------------------- column rules
+
+
+def blank_to_null(value: Column) -> Column:
+    trimmed = F.trim(value)
+    return F.when(trimmed != "", trimmed)
+
+
+def clean_email(raw: Column) -> Column:
+    """Trim, cut everything after the domain, .comm → .com, lower-case; null if unrepairable."""
+    lowered = F.lower(F.trim(raw))
+    cut = F.regexp_extract(lowered, r"^([^@\s]+@[a-z0-9.-]+)", 1)
+    tidy = F.regexp_replace(F.regexp_replace(cut, r"[.-]+$", ""), r"\.comm$", ".com")
+    return F.when(tidy.rlike(EMAIL_SHAPE), tidy)
+
+
+def email_quality(raw: Column, cleaned: Column) -> Column:
+    """ok | repaired | invalid | missing — kept beside the email instead of dropping the sale."""
+    return (
+        F.when(blank_to_null(raw).isNull(), "missing")
+        .when(cleaned.isNull(), "invalid")
+        .when(cleaned == F.lower(F.trim(raw)), "ok")
+        .otherwise("repaired")
+    )
+
+
+def title_case(raw: Column) -> Column:
+    """Trim and Title-Case like Python's str.title(): a letter after a non-letter is upper."""
+    chars = F.split(blank_to_null(raw), "")
+    return F.array_join(
+        F.transform(
+            chars,
+            lambda char, i: F.when(
+                (i == 0) | ~F.element_at(chars, i).rlike(r"^\p{L}$"), F.upper(char)
+            ).otherwise(F.lower(char)),
+        ),
+        "",
+    )
+
+
+def parse_date(raw: Column) -> Column:
+    return F.try_to_timestamp(F.trim(raw), F.lit(DATE_PATTERN)).cast("date")
+
+
+# ---------------------------------------------------------------- frame rules
+
+
+def with_offer(df: DataFrame) -> DataFrame:
+    """offer_count, offer_number (the one offer k set) and discount_perc = 5·k, 0 for none."""
+    normalized = [F.lower(F.trim(F.col(offer))) for offer in OFFER_COLUMNS]
+    is_set = [F.coalesce(value == "true", F.lit(False)) for value in normalized]
+    bad_value = F.lit(False)
+    for value in normalized:
+        bad_value = bad_value | F.coalesce(~value.isin("", "true", "false"), F.lit(False))
+    offer_count = sum(flag.cast("int") for flag in is_set)
+    offer_number = F.coalesce(*[F.when(flag, F.lit(k)) for k, flag in enumerate(is_set, 1)])
+    return (
+        df.withColumn("bad_offer_value", bad_value)
+        .withColumn("offer_count", offer_count)
+        .withColumn("offer_number", F.when(F.col("offer_count") == 1, offer_number))
+        .withColumn("discount_perc", F.coalesce(F.col("offer_number") * 5, F.lit(0)))
+    )
+
+
+def with_total_paid_price(df: DataFrame) -> DataFrame:
+    """total_paid_price = round(units × unit_price × (1 − discount_perc/100), 2), in decimals."""
+    keep = (F.lit(100) - F.col("discount_perc")).cast("decimal(5,0)") / F.lit(100)
+    total = F.round(F.col("units") * F.col("unit_price") * keep, 2)
+    return df.withColumn("total_paid_price", total.cast(MONEY))
+
+
+def with_address(df: DataFrame) -> DataFrame:
+    """street/city/STATE/postal, split from the right: a street may itself contain '/'."""
+    pattern = r"^(.*)/([^/]*)/([^/]*)/([^/]*)$"
+    address = F.trim(F.col("shipping_address"))
+    parts = {"street": 1, "city": 2, "state": 3, "postal_code": 4}
+    for name, group in parts.items():
+        df = df.withColumn(name, blank_to_null(F.regexp_extract(address, pattern, group)))
+    return df
+
+
+def with_customer(df: DataFrame) -> DataFrame:
+    """Names trimmed and Title-Cased; email repaired with a quality flag."""
+    cleaned = clean_email(F.col("customer_email"))
+    return (
+        df.withColumn("customer_fname", title_case(F.col("customer_fname")))
+        .withColumn("customer_lname", title_case(F.col("customer_lname")))
+        .withColumn("email_quality", email_quality(F.col("customer_email"), cleaned))
+        .withColumn("customer_email", cleaned)
+    )
+
+
+def with_types(df: DataFrame) -> DataFrame:
+    """Typed columns; a value that cannot be typed becomes null and is caught by the reasons."""
+    units = F.trim(F.col("units")).try_cast(PRICE)
+    online = F.lower(F.trim(F.col("is_online")))
+    for column in (
+        "transaction_id",
+        "customer_id",
+        "sales_agent_id",
+        "branch_id",
+        "product_id",
+        "product_name",
+        "product_category",
+        "payment_method",
+    ):
+        df = df.withColumn(column, blank_to_null(F.col(column)))
+    return (
+        df.withColumn("transaction_date", parse_date(F.col("transaction_date")))
+        .withColumn("units", F.when(units == F.floor(units), units.try_cast("int")))
+        .withColumn("unit_price", F.trim(F.col("unit_price")).try_cast(PRICE))
+        .withColumn("is_online", F.when(online == "yes", True).when(online == "no", False))
+    )
+
+
+def with_quarantine_reason(df: DataFrame) -> DataFrame:
+    """The first rule a row breaks, or null for a row fit for silver."""
+    offline = F.col("is_online") == F.lit(False)
+    checks = [
+        (F.col("raw_line").contains("\ufffd"), "invalid_encoding"),
+        (F.trim(F.col("raw_line")) == "", "blank_line"),
+        (F.col("missing_columns").isNotNull(), "missing_columns"),
+        (F.col("overflow").isNotNull(), "too_many_fields"),
+        (F.col("transaction_id").isNull(), "missing_transaction_id"),
+        (F.col("transaction_date").isNull(), "bad_transaction_date"),
+        (F.col("units").isNull(), "bad_units"),
+        (F.col("units") <= 0, "non_positive_units"),
+        (F.col("unit_price").isNull(), "bad_unit_price"),
+        (F.col("unit_price") < 0, "negative_unit_price"),
+        (F.col("is_online").isNull(), "bad_is_online"),
+        (F.col("bad_offer_value"), "bad_offer_value"),
+        (F.col("offer_count") >= 2, "multiple_offers"),
+        (F.col("customer_id").isNull(), "missing_customer_id"),
+        (F.col("product_id").isNull(), "missing_product_id"),
+        (offline & F.col("branch_id").isNull(), "missing_branch_id"),
+        (offline & F.col("sales_agent_id").isNull(), "missing_sales_agent_id"),
+    ]
+    return df.withColumn(
+        "reason", F.coalesce(*[F.when(test, F.lit(name)) for test, name in checks])
+    )
+
+
+def clean_transactions(parsed: DataFrame) -> DataFrame:
+    """Parsed source rows → every silver column plus `reason` (null = fit for silver)."""
+    return (
+        parsed.transform(with_types)
+        .transform(with_offer)
+        .transform(with_total_paid_price)
+        .transform(with_customer)
+        .transform(with_address)
+        .transform(with_quarantine_reason)
+    )
+
+
+def silver_rows(cleaned: DataFrame) -> DataFrame:
+    return cleaned.where(F.col("reason").isNull()).select(*SILVER_COLUMNS)
+
+
+def quarantine_rows(cleaned: DataFrame) -> DataFrame:
+    return cleaned.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)

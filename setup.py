@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="retail_assets",
+    version="0.1.0",
+    description="Retail data platform on Dagster + Spark: hourly CSV drops to a Hive warehouse.",
+    packages=find_packages(exclude=["retail_assets_tests"]),
+    python_requires=">=3.11,<3.13",
+    install_requires=[
+        "dagster==1.13.*",
+        "dagster-webserver==1.13.*",
+        "dagster-pyspark",
+        # Spark 4.0.x is the measured line (DESIGN.md §1); [connect] brings grpc, pyarrow, pandas.
+        "pyspark[connect]==4.0.*",
+        "confluent-kafka",
+        "pandas",
+    ],
+    extras_require={"dev": ["pytest", "ruff"]},
+    entry_points={"console_scripts": ["retail=retail_assets.cli:main"]},
+)
