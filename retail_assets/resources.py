@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_pyspark import PySparkResource
+from dagster_pyspark.resources import spark_session_from_config
 
 from retail_assets import spark_server
 from retail_assets.lake import Lake
@@ -57,3 +58,11 @@ def storage_resource(settings: Settings) -> StorageResource:
         lake_root=settings.lake_root,
         exports_dir=settings.exports_dir,
     )
+
+
+def spark_session(settings: Settings):
+    """A session for code outside Dagster runs (CLI, benchmarks), through the same resource."""
+    resource = spark_resource(settings)
+    if resource.manage_local_server:
+        spark_server.up(settings)
+    return spark_session_from_config(resource.spark_config)

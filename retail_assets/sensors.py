@@ -1,6 +1,5 @@
 """The landing sensor: each complete new group requests the hourly partition of its arrival."""
 
-
 import json
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
@@ -23,7 +22,6 @@ def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -
     """
     pending: dict[str, str] = json.loads(context.cursor or "{}").get("pending", {})
     lake, notes, by_hour = storage.lake, [], {}
-    existing = set(hourly_partitions.get_partition_keys())
     groups = scan_landing(storage.landing_dir_path)
     for group in groups:
         if not group.complete:
@@ -40,7 +38,7 @@ def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -
             continue
         if pending.get(group.name) == group.fingerprint:
             continue
-        if group.partition_key not in existing:
+        if not hourly_partitions.has_partition_key(group.partition_key):
             notes.append(
                 f"{group.name} arrived at {group.arrived_at:%Y-%m-%d %H:%M} UTC, "
                 "outside the partitions (check RETAIL_PARTITIONS_START / the clock)"

@@ -36,5 +36,7 @@ def overwrite_hour(
     path = f"{location}/{hour_path(key)}"
     frame.write.mode("overwrite").parquet(path)
     spec = ", ".join(f"{name}='{value}'" for name, value in hour_values(key).items())
-    spark.sql(f"ALTER TABLE {table} ADD IF NOT EXISTS PARTITION ({spec})")
+    # The partition names its folder explicitly, so it stays right if the lake root moves.
+    spark.sql(f"ALTER TABLE {table} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{path}'")
+    spark.sql(f"ALTER TABLE {table} PARTITION ({spec}) SET LOCATION '{path}'")
     return path

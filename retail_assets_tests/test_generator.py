@@ -26,8 +26,29 @@ TRANSACTION_HEADER = (
 )
 OFFERS = [f"offer_{k}" for k in range(1, 6)]
 EMAIL_TAILS = {
-    "#4r", ";", "]x", "'", "\\", "|", "^", "[", "&", "}4", "$u", "*",
-    ":", "<", "(", "{", ">", '"', "/", ")x", "%x", " ", "m",
+    "#4r",
+    ";",
+    "]x",
+    "'",
+    "\\",
+    "|",
+    "^",
+    "[",
+    "&",
+    "}4",
+    "$u",
+    "*",
+    ":",
+    "<",
+    "(",
+    "{",
+    ">",
+    '"',
+    "/",
+    ")x",
+    "%x",
+    " ",
+    "m",
 }
 CLEAN_EMAIL = re.compile(r"([a-z]+)\.([a-z]+)@(gmail|yahoo|hotmail|outlook)\.com")
 UNPADDED_DATE = re.compile(r"\d{4}-[1-9]\d?-[1-9]\d?")
@@ -156,8 +177,11 @@ def test_offline_rows_have_no_trailing_comma(fresh):
 
 def test_shipping_addresses(fresh):
     for folder in fresh:
-        addresses = [row["shipping_address"] for row in _rows(folder, "sales_transactions")
-                     if row["is_online"] == "yes"]
+        addresses = [
+            row["shipping_address"]
+            for row in _rows(folder, "sales_transactions")
+            if row["is_online"] == "yes"
+        ]
         streets = [address.rsplit("/", 3)[0] for address in addresses]
         postals = [address.rsplit("/", 1)[1] for address in addresses]
         assert any("/" in street for street in streets)
@@ -174,8 +198,10 @@ def test_every_email_has_a_junk_tail_and_all_tails_appear(fresh):
             match = CLEAN_EMAIL.match(email)
             assert match, email
             assert match.groups()[:2] == (
-                row["customer_fname"].strip().lower(), row["cusomter_lname"].strip().lower())
-            tails.add(email[match.end():])
+                row["customer_fname"].strip().lower(),
+                row["cusomter_lname"].strip().lower(),
+            )
+            tails.add(email[match.end() :])
         assert tails == EMAIL_TAILS
     assert re.search(r'\.com"""', _file(fresh[0], "sales_transactions").read_text())
 
@@ -189,8 +215,11 @@ def test_names_are_dirty(big):
 
 
 def test_offers_dates_units_prices(big):
-    good = [row for row in big if _offer_count(row) <= 1 and _is_date(row["transaction_date"])
-            and int(row["units"]) > 0]
+    good = [
+        row
+        for row in big
+        if _offer_count(row) <= 1 and _is_date(row["transaction_date"]) and int(row["units"]) > 0
+    ]
     assert all(row[offer] in ("True", "") for row in big for offer in OFFERS)
     assert 0.4 < sum(_offer_count(row) == 1 for row in good) / len(good) < 0.6
     assert all(UNPADDED_DATE.fullmatch(row["transaction_date"]) for row in good)
@@ -203,8 +232,10 @@ def test_offers_dates_units_prices(big):
 
 
 def test_products_are_their_ids(big):
-    products = {(row["product_id"], row["product_name"], row["product_category"],
-                 row["unit_price"]) for row in big}
+    products = {
+        (row["product_id"], row["product_name"], row["product_category"], row["unit_price"])
+        for row in big
+    }
     ids = Counter(product_id for product_id, *_ in products)
     assert max(ids.values()) == 1
     assert 25 <= len(products) <= 35
@@ -216,8 +247,7 @@ def test_products_are_their_ids(big):
 
 
 def test_transaction_ids_unique_across_groups(fresh):
-    ids = [row["transaction_id"] for folder in fresh
-           for row in _rows(folder, "sales_transactions")]
+    ids = [row["transaction_id"] for folder in fresh for row in _rows(folder, "sales_transactions")]
     assert all(transaction_id.isdigit() for transaction_id in ids)
     assert len(set(ids)) == len(ids)
 
@@ -228,8 +258,11 @@ def test_bad_rows_appear_in_every_group_and_are_rare(fresh, big):
         assert any(_offer_count(row) == 2 for row in rows)
         assert any(int(row["units"]) <= 0 for row in rows)
         assert any(not _is_date(row["transaction_date"]) for row in rows)
-    bad = [row for row in big if _offer_count(row) > 1 or int(row["units"]) <= 0
-           or not _is_date(row["transaction_date"])]
+    bad = [
+        row
+        for row in big
+        if _offer_count(row) > 1 or int(row["units"]) <= 0 or not _is_date(row["transaction_date"])
+    ]
     assert 3 <= len(bad) <= 25
 
 
@@ -240,12 +273,16 @@ def test_customers_per_group_and_name_changes(fresh, big):
         names = defaultdict(set)
         for row in _rows(folder, "sales_transactions"):
             names[row["customer_id"]].add(
-                (_clean(row["customer_fname"]), _clean(row["cusomter_lname"])))
+                (_clean(row["customer_fname"]), _clean(row["cusomter_lname"]))
+            )
         assert all(len(variants) == 1 for variants in names.values())
         names_by_group.append({key: variants.pop() for key, variants in names.items()})
-    changed = [customer_id for earlier, later in pairwise(names_by_group)
-               for customer_id in earlier.keys() & later.keys()
-               if earlier[customer_id] != later[customer_id]]
+    changed = [
+        customer_id
+        for earlier, later in pairwise(names_by_group)
+        for customer_id in earlier.keys() & later.keys()
+        if earlier[customer_id] != later[customer_id]
+    ]
     assert changed
 
 
@@ -253,8 +290,10 @@ def test_dimension_files(folders):
     for folder in folders:
         branches = _rows(folder, "branches")
         agents = _rows(folder, "sales_agents")
-        assert all(date.fromisoformat(row["establish_date"]).isoformat() == row["establish_date"]
-                   for row in branches)
+        assert all(
+            date.fromisoformat(row["establish_date"]).isoformat() == row["establish_date"]
+            for row in branches
+        )
         assert all(row["class"] in ("A", "B", "C") for row in branches)
         assert all(UNPADDED_DATE.fullmatch(row["hire_date"]) for row in agents)
     last_branches, last_agents = _rows(folders[-1], "branches"), _rows(folders[-1], "sales_agents")
@@ -274,8 +313,10 @@ def test_branch_and_agent_announced_late(folders):
         ("sales_agents", "sales_person_id", "sales_agent_id"),
     ]:
         announced = [{row[id_column] for row in _rows(folder, prefix)} for folder in folders]
-        used = [{row[used_column] for row in _rows(folder, "sales_transactions")} - {""}
-                for folder in folders]
+        used = [
+            {row[used_column] for row in _rows(folder, "sales_transactions")} - {""}
+            for folder in folders
+        ]
         late = used[0] - announced[0]
         assert late and late <= announced[1]
         assert all(known <= later for known, later in pairwise(announced))

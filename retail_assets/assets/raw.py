@@ -4,7 +4,6 @@ The lake copy is the system of record: a partition re-run works from it even whe
 folder has been cleaned, and a per-group marker makes sure a group is ingested once only.
 """
 
-
 from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset

@@ -1,6 +1,5 @@
 """silver_transactions: the hour's raw transaction files cleaned by Spark, plus a quarantine."""
 
-
 from functools import reduce
 
 from dagster import (

@@ -102,12 +102,15 @@ def header_layout(header: str) -> HeaderLayout:
 def number_lines(lines: DataFrame) -> DataFrame:
     """`spark.read.text` output → (source_file, source_line, raw_line), lines numbered from 1.
 
+    Invalid UTF-8 becomes U+FFFD in raw_line (the lake keeps the original bytes).
+
     A file may be read as several splits; rows of one split are consecutive in
     monotonically_increasing_id, so a line's number is the lines of earlier splits plus its
     position in its own split. This costs one small aggregate, not a sort of the file.
     """
     rows = lines.select(
-        F.col("value").alias("raw_line"),
+        # Spark keeps undecodable bytes as they are; U+FFFD marks them for the quarantine.
+        F.make_valid_utf8("value").alias("raw_line"),
         F.col("_metadata.file_path").alias("source_file"),
         F.col("_metadata.file_block_start").alias("block_start"),
         F.monotonically_increasing_id().alias("row_id"),

@@ -1,0 +1,142 @@
+"""`retail`: the command line for people and CI (servers, data, replays, SQL, the demo)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import decimal
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from retail_assets.services import ServiceError
+from retail_assets.settings import CHECKOUT_DIR, Settings, prepare_dagster_home
+
+DEMO_START = "2025-06-01-22:00"  # crosses midnight: two ingest days
+
+
+def cmd_spark(args, settings: Settings) -> int:
+    from retail_assets import spark_server
+
+    if args.action == "up":
+        print(json.dumps(spark_server.up(settings)))
+    elif args.action == "down":
+        print("stopped" if spark_server.down(settings) else "not running")
+    else:
+        status = spark_server.status(settings)
+        print(json.dumps(status))
+        return 0 if status["running"] else 3
+    return 0
+
+
+def cmd_generate(args, settings: Settings) -> int:
+    from retail_assets.generator import generate
+
+    for folder in generate(args.out, args.groups, args.rows, args.seed):
+        print(folder)
+    return 0
+
+
+def cmd_replay(args, settings: Settings) -> int:
+    from retail_assets.replay import replay
+
+    names = args.groups.split(",") if args.groups else None
+    return 0 if replay(Path(args.source_dir), args.start, names) else 1
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    from retail_assets.generator import generate
+    from retail_assets.replay import replay
+
+    source = settings.home / "demo_source"
+    generate(source, args.groups, args.rows, args.seed)
+    print(f"generated {args.groups} groups of {args.rows} rows in {source}")
+    return 0 if replay(source, args.start, None) else 1
+
+
+def _jsonable(value):
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def cmd_sql(args, settings: Settings) -> int:
+    from retail_assets.resources import spark_session
+
+    frame = spark_session(settings).sql(args.query)
+    if args.format == "json":
+        rows = [row.asDict(recursive=True) for row in frame.collect()]
+        print(json.dumps(rows, default=_jsonable))
+    elif args.format == "csv":
+        frame.toPandas().to_csv(sys.stdout, index=False)
+    else:
+        print(frame.toPandas().to_string(index=False))
+    return 0
+
+
+def cmd_ui(args, settings: Settings) -> int:
+    workspace = CHECKOUT_DIR / "workspace.yaml"
+    command = ["dagster", "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
+    os.execvp(command[0], command)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="retail", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+
+    spark = sub.add_parser("spark", help="the local Spark Connect server")
+    spark.add_argument("action", choices=["up", "down", "status"])
+    spark.set_defaults(func=cmd_spark)
+
+    gen = sub.add_parser("generate", help="write source groups in the exact source format")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--groups", type=int, default=6)
+    gen.add_argument("--rows", type=int, default=1500)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.set_defaults(func=cmd_generate)
+
+    rep = sub.add_parser("replay", help="land groups as hourly arrivals and run each hour")
+    rep.add_argument("source_dir")
+    rep.add_argument("--start", required=True, help="first arrival hour, YYYY-MM-DD-HH:00 (UTC)")
+    rep.add_argument("--groups", help="comma-separated group folder names (default: all)")
+    rep.set_defaults(func=cmd_replay)
+
+    demo = sub.add_parser("demo", help="generate groups and replay them")
+    demo.add_argument("--groups", type=int, default=6)
+    demo.add_argument("--rows", type=int, default=1500)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--start", default=DEMO_START)
+    demo.set_defaults(func=cmd_demo)
+
+    sql = sub.add_parser("sql", help="run Spark SQL on the warehouse")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.set_defaults(func=cmd_sql)
+
+    ui = sub.add_parser("ui", help="the Dagster UI and daemon (dagster dev) on this project")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    # Dagster flags backfill_policy as beta on every import; it is chosen deliberately.
+    warnings.filterwarnings("ignore", message=".*backfill_policy.*")
+    settings = Settings.from_env()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    prepare_dagster_home(settings)
+    try:
+        return args.func(args, settings)
+    except ServiceError as error:
+        print(f"retail: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""One Spark Connect server and one RETAIL_HOME per test session, stopped even on failure.
+
+The environment is set before any retail_assets module is imported: settings (partitions,
+resources) are read from it at import time, as in production.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from retail_assets.services import free_port
+
+_HOME = Path(tempfile.mkdtemp(prefix="retail_test_home_"))
+os.environ.update(
+    RETAIL_HOME=str(_HOME),
+    RETAIL_SPARK_PORT=str(free_port()),
+    RETAIL_SPARK_DRIVER_MEMORY="2g",
+    DAGSTER_HOME=str(_HOME / "dagster"),
+)
+for name in (
+    "RETAIL_LANDING_DIR",
+    "RETAIL_LAKE_ROOT",
+    "RETAIL_EXPORTS_DIR",
+    "RETAIL_SPARK_REMOTE",
+    "RETAIL_SPARK_MASTER",
+    "RETAIL_WAREHOUSE_DIR",
+):
+    os.environ.pop(name, None)
+
+from retail_assets import spark_server  # noqa: E402
+from retail_assets.settings import Settings, prepare_dagster_home  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    settings = Settings.from_env()
+    prepare_dagster_home(settings)
+    yield settings
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    """The session's Spark server (started once, stopped by its PID at the end)."""
+    from retail_assets.resources import spark_session
+
+    try:
+        session = spark_session(settings)
+        yield session
+    finally:
+        spark_server.down(settings)

@@ -1,0 +1,295 @@
+"""raw_files + silver_transactions through Dagster on the session's Spark server.
+
+Expected values are computed here independently with the csv module and Decimal, not by the
+transforms under test.
+"""
+
+import csv
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from retail_assets.assets.raw import raw_files, read_manifest
+from retail_assets.assets.silver import silver_transactions
+from retail_assets.generator import generate
+from retail_assets.partitions import hour_path, key_of
+from retail_assets.replay import land
+from retail_assets.resources import StorageResource, spark_resource
+from retail_assets_tests.helpers import HEADERS, write_group
+
+START = datetime(2025, 3, 1, 0, tzinfo=UTC)
+GOOD = (
+    "2023-5-20,{tid},c1,john,wick,john.wick@gmail.com#4r,a1,b1,p1,Phone,Electronics,"
+    ",True,,,,3,19.99,no,Cash"
+)
+
+
+def good_rows(*tids) -> str:
+    return "\n".join(GOOD.format(tid=tid) for tid in tids)
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pipeline")
+    return StorageResource(
+        landing_dir=str(base / "landing"), lake_root=str(base / "lake"), exports_dir=str(base / "x")
+    )
+
+
+def run_hours(spark, settings, storage, keys):
+    """Materialize raw + silver for each hour, as the hourly job does; returns the results."""
+    resources = {"spark": spark_resource(settings), "storage": storage}
+    results = []
+    with DagsterInstance.ephemeral() as instance:
+        for key in keys:
+            result = materialize(
+                [raw_files, silver_transactions],
+                partition_key=key,
+                resources=resources,
+                instance=instance,
+            )
+            assert result.success
+            results.append(result)
+    return results
+
+
+def silver_of(spark, storage, key):
+    return spark.read.parquet(storage.lake.uri("silver", "transactions", hour_path(key)))
+
+
+def quarantine_of(spark, storage, key):
+    return spark.read.parquet(storage.lake.uri("quarantine", "transactions", hour_path(key)))
+
+
+def sorted_rows(frame):
+    return sorted(tuple(row) for row in frame.collect())
+
+
+def expected_silver(path) -> dict[str, tuple]:
+    """transaction_id -> (total_paid_price, email, first name, city, postal) by SPEC.md §2."""
+    expected = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            offers = [k for k in range(1, 6) if row[f"offer_{k}"] == "True"]
+            try:
+                datetime.strptime(row["transaction_date"], "%Y-%m-%d")
+            except ValueError:
+                continue
+            units = int(row["units"])
+            if len(offers) > 1 or units <= 0:
+                continue
+            discount = 5 * offers[0] if offers else 0
+            total = (units * Decimal(row["unit_price"]) * (100 - discount) / 100).quantize(
+                Decimal("0.01"), rounding=ROUND_HALF_UP
+            )
+            email = re.match(r"[^@]+@[a-z0-9.-]+", row["cusomter_email"].strip().lower())[0]
+            email = email[:-1] if email.endswith(".comm") else email
+            address = (row.get("shipping_address") or "").rsplit("/", 3)
+            city, postal = (address[1], address[3]) if len(address) == 4 else (None, None)
+            first = " ".join(w.capitalize() for w in row["customer_fname"].strip().split(" "))
+            expected[row["transaction_id"]] = (total, email, first, city, postal)
+    return expected
+
+
+@pytest.fixture(scope="module")
+def generated(spark, settings, storage, tmp_path_factory):
+    source = tmp_path_factory.mktemp("source")
+    groups = generate(source, groups=3, rows=400, seed=11)
+    keys = []
+    for index, group in enumerate(groups):
+        arrival = START + timedelta(hours=index)
+        land(group, storage.landing_dir_path, arrival)
+        keys.append(key_of(arrival))
+    run_hours(spark, settings, storage, keys)
+    return groups, keys
+
+
+def test_each_hour_reconciles_with_the_source_files(spark, storage, generated):
+    groups, keys = generated
+    for group, key in zip(groups, keys, strict=True):
+        (source,) = group.glob("sales_transactions*.csv")
+        raw_lines = source.read_bytes().count(b"\n") - 1
+        silver, quarantine = silver_of(spark, storage, key), quarantine_of(spark, storage, key)
+        assert silver.count() + quarantine.count() == raw_lines
+        manifest = read_manifest(storage.lake, key)
+        assert [g["group"] for g in manifest["groups"]] == [group.name]
+        assert manifest["groups"][0]["files"]["sales_transactions"]["rows"] == raw_lines
+
+
+def test_silver_values_match_an_independent_computation(spark, storage, generated):
+    groups, keys = generated
+    for group, key in zip(groups, keys, strict=True):
+        (source,) = group.glob("sales_transactions*.csv")
+        rows = (
+            silver_of(spark, storage, key)
+            .select(
+                "transaction_id",
+                "total_paid_price",
+                "customer_email",
+                "customer_fname",
+                "city",
+                "postal_code",
+            )
+            .collect()
+        )
+        assert {r[0]: tuple(r[1:]) for r in rows} == expected_silver(source)
+
+
+def test_quarantine_holds_the_generated_bad_rows(spark, storage, generated):
+    _, keys = generated
+    reasons = {r.reason for r in quarantine_of(spark, storage, keys[0]).collect()}
+    assert reasons == {"multiple_offers", "non_positive_units", "bad_transaction_date"}
+
+
+def test_rerunning_an_hour_leaves_identical_silver(spark, settings, storage, generated):
+    _, keys = generated
+    before = sorted_rows(silver_of(spark, storage, keys[1]))
+    quarantined = sorted_rows(quarantine_of(spark, storage, keys[1]))
+    run_hours(spark, settings, storage, [keys[1]])
+    assert sorted_rows(silver_of(spark, storage, keys[1])) == before
+    assert sorted_rows(quarantine_of(spark, storage, keys[1])) == quarantined
+    assert len(read_manifest(storage.lake, keys[1])["groups"]) == 1
+
+
+def test_silver_table_is_in_the_metastore(spark, generated):
+    _, keys = generated
+    partitions = {
+        r[0] for r in spark.sql("SHOW PARTITIONS retail_lake.silver_transactions").collect()
+    }
+    assert {f"{hour_path(k)}" for k in keys} <= partitions
+
+
+# ---------------------------------------------------------------- bad input, one hour each
+
+BAD_START = datetime(2025, 4, 1, 0, tzinfo=UTC)
+BAD_GROUPS = {
+    "group101": HEADERS["sales_transactions"].encode() + b"\n",  # header only
+    "group102": b"",  # empty file
+    "group103": (HEADERS["sales_transactions"] + "\n" + good_rows(1, 2)).encode()
+    + b"\n"
+    + GOOD.format(tid=3).replace("john", "jo\xe9n").encode("latin-1")
+    + b"\n",
+    "group104": (
+        HEADERS["sales_transactions"] + "\r\n" + good_rows(1, 2).replace("\n", "\r\n") + "\r\n"
+    ).encode(),
+    "group105": b"\xef\xbb\xbf" + (HEADERS["sales_transactions"] + "\n" + good_rows(1, 2)).encode(),
+    "group106": (
+        HEADERS["sales_transactions"]
+        + ",loyalty_tier\n"
+        + good_rows(1, 2).replace("Cash", "Cash,,gold")
+    ).encode(),
+    "group107": (
+        HEADERS["sales_transactions"].replace("units,", "")
+        + "\n"
+        + good_rows(1, 2).replace(",3,19.99", ",19.99")
+    ).encode(),
+}
+
+
+@pytest.fixture(scope="module")
+def bad(spark, settings, storage):
+    hours = {}
+    for index, (name, body) in enumerate(BAD_GROUPS.items()):
+        arrival = BAD_START + timedelta(hours=index)
+        write_group(storage.landing_dir_path, name, arrival, transactions=body)
+        hours[name] = key_of(arrival)
+    results = dict(zip(hours, run_hours(spark, settings, storage, hours.values()), strict=True))
+    return hours, results
+
+
+def outcome(spark, storage, bad, name):
+    hours, _ = bad
+    key = hours[name]
+    quarantine = quarantine_of(spark, storage, key).collect()
+    return silver_of(spark, storage, key).count(), sorted(
+        (q.source_line, q.reason) for q in quarantine
+    )
+
+
+def silver_metadata(bad, name):
+    _, results = bad
+    (event,) = results[name].asset_materializations_for_node("silver_transactions")
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def test_header_only_file_gives_an_empty_hour(spark, storage, bad):
+    assert outcome(spark, storage, bad, "group101") == (0, [])
+
+
+def test_empty_file_is_kept_and_gives_an_empty_hour(spark, storage, bad):
+    hours, _ = bad
+    assert outcome(spark, storage, bad, "group102") == (0, [])
+    entry = read_manifest(storage.lake, hours["group102"])["groups"][0]["files"]
+    assert entry["sales_transactions"]["empty"] is True
+    lake_file = entry["sales_transactions"]["lake_file"]
+    assert storage.lake.exists("raw", hour_path(hours["group102"]), lake_file)
+
+
+def test_non_utf8_row_is_quarantined_alone(spark, storage, bad):
+    assert outcome(spark, storage, bad, "group103") == (2, [(4, "invalid_encoding")])
+
+
+def test_crlf_line_endings(spark, storage, bad):
+    hours, _ = bad
+    assert outcome(spark, storage, bad, "group104") == (2, [])
+    rows = silver_of(spark, storage, hours["group104"]).collect()
+    assert sorted(r.source_line for r in rows) == [2, 3]
+    assert all(r.payment_method == "Cash" for r in rows)
+
+
+def test_utf8_bom(spark, storage, bad):
+    assert outcome(spark, storage, bad, "group105") == (2, [])
+
+
+def test_unknown_extra_column_is_ignored_and_reported(spark, storage, bad):
+    assert outcome(spark, storage, bad, "group106") == (2, [])
+    assert silver_metadata(bad, "group106")["unknown_columns"] == ["loyalty_tier"]
+
+
+def test_missing_required_column_quarantines_the_file_rows(spark, storage, bad):
+    assert outcome(spark, storage, bad, "group107") == (
+        0,
+        [(2, "missing_columns"), (3, "missing_columns")],
+    )
+    metadata = silver_metadata(bad, "group107")
+    assert (metadata["raw_rows"], metadata["quarantined_rows"]) == (2, 2)
+
+
+def test_incomplete_and_outside_groups_are_not_ingested(spark, settings, storage, tmp_path):
+    arrival = BAD_START + timedelta(hours=20)
+    write_group(storage.landing_dir_path, "group120", arrival, skip=("branches",))
+    outside = write_group(tmp_path, "group121", arrival)
+    (storage.landing_dir_path / "group121").symlink_to(outside)
+    write_group(
+        storage.landing_dir_path,
+        "group122",
+        arrival,
+        transactions=(HEADERS["sales_transactions"] + "\n" + good_rows(7)).encode(),
+    )
+    run_hours(spark, settings, storage, [key_of(arrival)])
+    manifest = read_manifest(storage.lake, key_of(arrival))
+    assert [g["group"] for g in manifest["groups"]] == ["group122"]
+    assert silver_of(spark, storage, key_of(arrival)).count() == 1
+
+
+def test_a_group_is_never_ingested_twice(spark, settings, storage, bad):
+    hours, _ = bad
+    folder = storage.landing_dir_path / "group105"
+    later = BAD_START + timedelta(hours=30)
+    for file in folder.iterdir():  # dropped again: same name, new arrival time
+        file.write_bytes(file.read_bytes())
+    run_hours(spark, settings, storage, [key_of(later), hours["group105"]])
+    assert read_manifest(storage.lake, key_of(later))["groups"] == []
+    assert [g["group"] for g in read_manifest(storage.lake, hours["group105"])["groups"]] == [
+        "group105"
+    ]
+    assert outcome(spark, storage, bad, "group105") == (2, [])
+
+
+def test_other_hours_unharmed_by_bad_ones(spark, storage, bad, generated):
+    _, keys = generated
+    (source,) = generated[0][0].glob("sales_transactions*.csv")
+    assert silver_of(spark, storage, keys[0]).count() == len(expected_silver(source))

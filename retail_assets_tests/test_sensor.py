@@ -1,0 +1,92 @@
+"""The landing sensor's decisions, evaluated with build_sensor_context and asserted on cursors."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from dagster import DagsterInstance, build_sensor_context
+
+from retail_assets.assets.raw import marker_parts
+from retail_assets.resources import StorageResource
+from retail_assets.sensors import landing_sensor
+from retail_assets_tests.helpers import write_group
+
+ARRIVAL = datetime(2025, 3, 4, 5, 42, tzinfo=UTC)
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return StorageResource(
+        landing_dir=str(tmp_path / "landing"),
+        lake_root=str(tmp_path / "lake"),
+        exports_dir=str(tmp_path / "exports"),
+    )
+
+
+def tick(storage, cursor=None):
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(
+            cursor=cursor, resources={"storage": storage}, instance=instance
+        )
+        return landing_sensor(context)
+
+
+def test_new_complete_group_requests_its_arrival_hour(storage):
+    write_group(storage.landing_dir_path, "group1", ARRIVAL)
+    result = tick(storage)
+    (request,) = result.run_requests
+    assert request.partition_key == "2025-03-04-05:00"
+    assert request.tags["retail/groups"] == "group1"
+    assert list(json.loads(result.cursor)["pending"]) == ["group1"]
+
+
+def test_requested_group_is_not_requested_again(storage):
+    write_group(storage.landing_dir_path, "group1", ARRIVAL)
+    first = tick(storage)
+    second = tick(storage, first.cursor)
+    assert second.run_requests == []
+    assert second.skip_reason.skip_message == "no new complete group"
+    assert second.cursor == first.cursor
+
+
+def test_incomplete_group_is_not_ingested_and_the_sensor_says_why(storage):
+    write_group(storage.landing_dir_path, "group1", ARRIVAL, skip=("sales_agents",))
+    result = tick(storage)
+    assert result.run_requests == []
+    assert "group1 not ingested: missing the sales_agents file" in result.skip_reason.skip_message
+
+
+def test_groups_of_one_hour_share_one_run(storage):
+    write_group(storage.landing_dir_path, "group1", ARRIVAL)
+    write_group(storage.landing_dir_path, "group2", ARRIVAL.replace(minute=59))
+    write_group(storage.landing_dir_path, "group3", ARRIVAL.replace(hour=6))
+    requests = tick(storage).run_requests
+    assert [(r.partition_key, r.tags["retail/groups"]) for r in requests] == [
+        ("2025-03-04-05:00", "group1,group2"),
+        ("2025-03-04-06:00", "group3"),
+    ]
+
+
+def test_ingested_group_leaves_pending_and_a_redrop_is_reported(storage):
+    folder = write_group(storage.landing_dir_path, "group1", ARRIVAL)
+    cursor = tick(storage).cursor
+    fingerprint = json.loads(cursor)["pending"]["group1"]
+    marker = {"group": "group1", "partition": "2025-03-04-05:00", "fingerprint": fingerprint}
+    storage.lake.write_json(marker, *marker_parts("group1"))
+    quiet = tick(storage, cursor)
+    assert quiet.run_requests == [] and json.loads(quiet.cursor)["pending"] == {}
+    assert quiet.skip_reason.skip_message == "no new complete group"
+
+    (folder / "branches_SS_raw_1.csv").write_text("branch_id,location,establish_date,class\n")
+    redrop = tick(storage, quiet.cursor)
+    assert redrop.run_requests == []
+    assert "group1 dropped again after its ingestion in 2025-03-04-05:00" in (
+        redrop.skip_reason.skip_message
+    )
+
+
+def test_arrival_outside_the_partitions_is_reported(storage):
+    write_group(storage.landing_dir_path, "group1", datetime(2019, 1, 1, tzinfo=UTC))
+    result = tick(storage)
+    assert result.run_requests == []
+    assert "outside the partitions" in result.skip_reason.skip_message

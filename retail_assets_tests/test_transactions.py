@@ -1,0 +1,193 @@
+"""Unit tests of the silver rules (SPEC.md §2), one per rule and per quarantine reason."""
+
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import functions as F
+
+from retail_assets.transforms import transactions as T
+
+HEADER = (
+    "transaction_date,transaction_id,customer_id,customer_fname,cusomter_lname,cusomter_email,"
+    "sales_agent_id,branch_id,product_id,product_name,product_category,offer_1,offer_2,offer_3,"
+    "offer_4,offer_5,units,unit_price,is_online,payment_method,shipping_address"
+)
+OFFLINE = "2023-5-20,{tid},c1,john,WICK,john.wick@gmail.com#4r,a1,b1,p1,Phone,Electronics,{offers},{units},{price},no,Cash"
+ONLINE = "2023-5-20,{tid},c1,john,wick,john.wick@gmail.com,,,p1,Phone,Electronics,,,,,,1,5.00,yes,PayPal,{address}"
+
+
+def offline(tid="1", offers=",,,,", units="2", price="10.00", date=None):
+    line = OFFLINE.format(tid=tid, offers=offers, units=units, price=price)
+    return line.replace("2023-5-20", date, 1) if date is not None else line
+
+
+def clean(spark, *lines, header=HEADER):
+    rows = [("f.csv", 1, header)] + [("f.csv", i, line) for i, line in enumerate(lines, 2)]
+    numbered = spark.createDataFrame(rows, "source_file string, source_line long, raw_line string")
+    return T.clean_transactions(T.parse_lines(numbered, header))
+
+
+def one(spark, line, column):
+    return clean(spark, line).select(column).collect()[0][0]
+
+
+def values(spark, column, *raw):
+    frame = spark.createDataFrame([(v,) for v in raw], "raw string")
+    return [r[0] for r in frame.select(column).collect()]
+
+
+# ---------------------------------------------------------------- rules
+
+
+def test_email_cut_after_domain_comm_fixed_lowercased(spark):
+    raw = [
+        "A.B@gmail.com#4r",
+        'a.b@yahoo.com"',
+        "a.b@hotmail.com ",
+        " a.b@outlook.comm",
+        "a.b@gmail.com}4",
+        "a.b@gmail.com)x",
+        "a.b@gmail.com\\",
+        "a.b@gmail.com.",
+    ]
+    got = values(spark, T.clean_email(F.col("raw")), *raw)
+    assert got == [
+        "a.b@gmail.com",
+        "a.b@yahoo.com",
+        "a.b@hotmail.com",
+        "a.b@outlook.com",
+        "a.b@gmail.com",
+        "a.b@gmail.com",
+        "a.b@gmail.com",
+        "a.b@gmail.com",
+    ]
+
+
+def test_unrepairable_email_is_null_with_flag_and_the_sale_kept(spark):
+    line = offline().replace("john.wick@gmail.com#4r", "no-at-sign")
+    row = clean(spark, line).select("customer_email", "email_quality", "reason").collect()[0]
+    assert (row.customer_email, row.email_quality, row.reason) == (None, "invalid", None)
+    assert values(
+        spark,
+        T.email_quality(F.col("raw"), T.clean_email(F.col("raw"))),
+        "a@b.com",
+        "a@b.com#",
+        None,
+    ) == ["ok", "repaired", "missing"]
+
+
+def test_names_trimmed_and_title_cased(spark):
+    got = values(spark, T.title_case(F.col("raw")), "  john wick ", "MARY-JANE", "o'neil", "", None)
+    assert got == ["John Wick", "Mary-Jane", "O'Neil", None, None]
+
+
+def test_discount_is_five_times_the_offer_number(spark):
+    for k in range(1, 6):
+        offers = ",".join("True" if i == k else "" for i in range(1, 6))
+        row = clean(spark, offline(offers=offers)).collect()[0]
+        assert (row.offer_number, row.discount_perc) == (k, 5 * k)
+    assert one(spark, offline(), "discount_perc") == 0
+
+
+def test_total_paid_price_rounds_the_exact_decimal(spark):
+    # 3 × 19.99 × 0.90 = 53.973 → 53.97 ; 1 × 10.10 × 0.95 = 9.595 → 9.60 (half up, exact)
+    assert one(
+        spark, offline(units="3", price="19.99", offers=",True,,,"), "total_paid_price"
+    ) == Decimal("53.97")
+    assert one(
+        spark, offline(units="1", price="10.10", offers="True,,,,"), "total_paid_price"
+    ) == Decimal("9.60")
+
+
+def test_address_split_from_the_right_keeps_leading_zeros(spark):
+    line = ONLINE.format(tid="9", address="421 1/2 6th Street Southeast/Somerville/MA/02143")
+    row = clean(spark, line).collect()[0]
+    assert (row.street, row.city, row.state, row.postal_code) == (
+        "421 1/2 6th Street Southeast",
+        "Somerville",
+        "MA",
+        "02143",
+    )
+    assert row.is_online is True and row.reason is None
+
+
+def test_ragged_offline_row_and_unpadded_date(spark):
+    row = clean(spark, offline()).collect()[0]
+    assert str(row.transaction_date) == "2023-05-20"
+    assert row.is_online is False and row.street is None and row.reason is None
+
+
+def test_columns_matched_by_header_name_not_position(spark):
+    names = HEADER.split(",")
+    names[0], names[1] = names[1], names[0]
+    fields = offline(tid="77").split(",")
+    fields[0], fields[1] = fields[1], fields[0]
+    row = clean(spark, ",".join(fields), header=",".join(names)).collect()[0]
+    assert (row.transaction_id, str(row.transaction_date)) == ("77", "2023-05-20")
+
+
+def test_unknown_extra_column_is_ignored(spark):
+    row = clean(spark, offline() + ",,gold", header=HEADER + ",loyalty_tier").collect()[0]
+    assert row.reason is None
+    assert T.header_layout(HEADER + ",loyalty_tier").unknown == ("loyalty_tier",)
+
+
+def test_number_lines_across_splits(spark, tmp_path):
+    """Line numbers must be file line numbers even when Spark splits a file."""
+    path = tmp_path / "lines.csv"
+    path.write_text("\n".join(f"line{i}" for i in range(1, 2001)) + "\n")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "1000")
+    try:
+        lines = spark.read.text(str(path))
+        assert lines.select(F.spark_partition_id()).distinct().count() > 1  # really split
+        pairs = {(r.source_line, r.raw_line) for r in T.number_lines(lines).collect()}
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert pairs == {(i, f"line{i}") for i in range(1, 2001)}
+
+
+# ---------------------------------------------------------------- quarantine reasons
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (offline(offers="True,,True,,"), "multiple_offers"),
+        (offline(units="0"), "non_positive_units"),
+        (offline(units="-2"), "non_positive_units"),
+        (offline(units="two"), "bad_units"),
+        (offline(units="1.5"), "bad_units"),
+        (offline(price="abc"), "bad_unit_price"),
+        (offline(price="-1.00"), "negative_unit_price"),
+        (offline(date="2023-13-45"), "bad_transaction_date"),
+        (offline(date="2023-2-30"), "bad_transaction_date"),
+        (offline(tid=""), "missing_transaction_id"),
+        (offline(offers="True,,,,maybe"), "bad_offer_value"),
+        (offline().replace(",no,", ",perhaps,"), "bad_is_online"),
+        (offline().replace(",c1,", ",,"), "missing_customer_id"),
+        (offline().replace(",p1,", ",,"), "missing_product_id"),
+        (offline().replace(",b1,", ",,"), "missing_branch_id"),
+        (offline().replace(",a1,", ",,"), "missing_sales_agent_id"),
+        (offline() + ",addr/c/s/1,extra", "too_many_fields"),
+        ("", "blank_line"),
+        (offline().replace("john", "jo\ufffdn"), "invalid_encoding"),
+    ],
+)
+def test_quarantine_reason(spark, line, reason):
+    assert one(spark, line, "reason") == reason
+
+
+def test_missing_required_column_quarantines_every_row(spark):
+    header = HEADER.replace("units,", "")
+    line = offline().replace(",2,10.00,", ",10.00,")
+    rows = clean(spark, line, header=header).select("reason").collect()
+    assert [r.reason for r in rows] == ["missing_columns"]
+    assert T.header_layout(header).missing == ("units",)
+
+
+def test_silver_and_quarantine_split_every_row_once(spark):
+    cleaned = clean(spark, offline(tid="1"), offline(tid="2", units="0"), "", offline(tid="3"))
+    silver = [r.transaction_id for r in T.silver_rows(cleaned).collect()]
+    quarantined = [(r.source_line, r.reason) for r in T.quarantine_rows(cleaned).collect()]
+    assert sorted(silver) == ["1", "3"]
+    assert sorted(quarantined) == [(3, "non_positive_units"), (4, "blank_line")]
