@@ -6,14 +6,17 @@ import pytest
 from pyspark.sql import functions as F
 
 from retail_assets.transforms import transactions as T
+from retail_assets_tests.helpers import HEADERS
 
-HEADER = (
-    "transaction_date,transaction_id,customer_id,customer_fname,cusomter_lname,cusomter_email,"
-    "sales_agent_id,branch_id,product_id,product_name,product_category,offer_1,offer_2,offer_3,"
-    "offer_4,offer_5,units,unit_price,is_online,payment_method,shipping_address"
+HEADER = HEADERS["sales_transactions"]
+OFFLINE = (
+    "2023-5-20,{tid},c1,john,WICK,john.wick@gmail.com#4r,a1,b1,p1,Phone,Electronics,"
+    "{offers},{units},{price},no,Cash"
 )
-OFFLINE = "2023-5-20,{tid},c1,john,WICK,john.wick@gmail.com#4r,a1,b1,p1,Phone,Electronics,{offers},{units},{price},no,Cash"
-ONLINE = "2023-5-20,{tid},c1,john,wick,john.wick@gmail.com,,,p1,Phone,Electronics,,,,,,1,5.00,yes,PayPal,{address}"
+ONLINE = (
+    "2023-5-20,{tid},c1,john,wick,john.wick@gmail.com,,,p1,Phone,Electronics,"
+    ",,,,,1,5.00,yes,PayPal,{address}"
+)
 
 
 def offline(tid="1", offers=",,,,", units="2", price="10.00", date=None):
