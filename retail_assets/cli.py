@@ -11,6 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from retail_assets.replay import ReplayError
 from retail_assets.services import ServiceError
 from retail_assets.settings import CHECKOUT_DIR, Settings, prepare_dagster_home
 
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_dagster_home(settings)
     try:
         return args.func(args, settings)
-    except ServiceError as error:
+    except (ServiceError, ReplayError) as error:
         print(f"retail: {error}", file=sys.stderr)
         return 2
 

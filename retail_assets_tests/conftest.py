@@ -34,11 +34,12 @@ from retail_assets import spark_server  # noqa: E402
 from retail_assets.settings import Settings, prepare_dagster_home  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+prepare_dagster_home(Settings.from_env())
+
+
+@pytest.fixture(scope="session", autouse=True)
 def settings() -> Settings:
-    settings = Settings.from_env()
-    prepare_dagster_home(settings)
-    yield settings
+    yield Settings.from_env()
     shutil.rmtree(_HOME, ignore_errors=True)
 
 

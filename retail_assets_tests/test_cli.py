@@ -1,0 +1,100 @@
+"""The `retail` command end to end: the demo replay through Dagster, SQL, and server errors."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from retail_assets import spark_server
+from retail_assets.cli import DEMO_START
+from retail_assets.services import ServiceError, free_port
+
+SILVER_BY_HOUR = (
+    "SELECT ingest_date, ingest_hour, count(*) AS n FROM retail_lake.silver_transactions "
+    "WHERE ingest_date >= '2025-06-01' GROUP BY 1, 2 ORDER BY 1, 2"
+)
+
+
+def retail(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "retail_assets.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env=dict(os.environ),
+    )
+
+
+def sql_json(query):
+    result = retail("sql", query, "--format", "json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def demo(spark):
+    """`retail demo` on the session's RETAIL_HOME and Spark server (small groups)."""
+    result = retail("demo", "--rows", "300")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_demo_replays_six_hours_with_passing_checks(demo):
+    assert "[6/6] 2025-06-02-03:00  group6" in demo
+    assert demo.count("check raw_rows_reconcile: passed") == 6
+    assert "FAILED" not in demo
+
+
+def test_sql_json_reads_the_silver_table(demo):
+    rows = sql_json(SILVER_BY_HOUR)
+    assert [(r["ingest_date"], r["ingest_hour"]) for r in rows] == [
+        ("2025-06-01", "22"), ("2025-06-01", "23"), ("2025-06-02", "00"),
+        ("2025-06-02", "01"), ("2025-06-02", "02"), ("2025-06-02", "03"),
+    ]
+    assert all(r["n"] > 250 for r in rows)
+    # group5 is the source re-delivering group4: silver keeps both deliveries.
+    assert rows[3]["n"] == rows[4]["n"]
+
+
+def test_replaying_an_hour_again_leaves_identical_silver(demo, settings):
+    query = (
+        "SELECT * FROM retail_lake.silver_transactions "
+        "WHERE ingest_date = '2025-06-01' AND ingest_hour = '23' ORDER BY transaction_id"
+    )
+    before = sql_json(query)
+    source = settings.home / "demo_source"
+    result = retail("replay", str(source), "--start", DEMO_START, "--groups", "group2")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2025-06-01-23:00  group2" in result.stdout
+    assert sql_json(query) == before
+
+
+def test_replay_fails_loudly_on_a_missing_group(demo, settings):
+    result = retail("replay", str(settings.home / "demo_source"), "--start", DEMO_START,
+                    "--groups", "group99")
+    assert result.returncode != 0
+    assert "no such group" in result.stderr
+
+
+def test_spark_status_reports_the_running_server(spark):
+    result = retail("spark", "status")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["running"] is True
+
+
+def test_port_taken_by_another_process_is_a_clear_error(settings, tmp_path):
+    with socket.socket() as squatter:
+        port = free_port()
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        other = replace(settings, home=tmp_path, spark_port=port)
+        with pytest.raises(ServiceError, match=f"port 127.0.0.1:{port} is taken"):
+            spark_server.up(other)
+
+
+def test_missing_java_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ServiceError, match="Java 17 is required"):
+        spark_server.java_major_version()
