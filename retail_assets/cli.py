@@ -11,9 +11,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from retail_assets.replay import ReplayError
-from retail_assets.services import ServiceError
-from retail_assets.settings import CHECKOUT_DIR, Settings, prepare_dagster_home
+# Dagster flags backfill_policy as beta on every import; it is chosen deliberately.
+warnings.filterwarnings("ignore", message=".*backfill_policy.*")
+
+from retail_assets.replay import ReplayError  # noqa: E402
+from retail_assets.services import ServiceError  # noqa: E402
+from retail_assets.settings import CHECKOUT_DIR, Settings, prepare_dagster_home  # noqa: E402
 
 DEMO_START = "2025-06-01-22:00"  # crosses midnight: two ingest days
 
@@ -137,8 +140,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    # Dagster flags backfill_policy as beta on every import; it is chosen deliberately.
-    warnings.filterwarnings("ignore", message=".*backfill_policy.*")
     settings = Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
     prepare_dagster_home(settings)
