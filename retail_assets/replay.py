@@ -93,6 +93,9 @@ def run_hour(key: str, instance: DagsterInstance) -> tuple[bool, list[str]]:
             ok = ok and evaluation.passed
             verdict = "passed" if evaluation.passed else "FAILED"
             lines.append(f"      check {evaluation.check_name}: {verdict}")
+        elif event.event_type == DagsterEventType.STEP_SUCCESS:
+            seconds = event.event_specific_data.duration_ms / 1000
+            lines.append(f"      step {event.step_key} took {seconds:.1f}s")
         elif event.event_type == DagsterEventType.STEP_FAILURE:
             error = event.event_specific_data.error
             lines.append(f"    {event.step_key} FAILED: {error.message.strip()}")
