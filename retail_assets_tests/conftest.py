@@ -33,7 +33,6 @@ for name in (
 from retail_assets import spark_server  # noqa: E402
 from retail_assets.settings import Settings, prepare_dagster_home  # noqa: E402
 
-
 prepare_dagster_home(Settings.from_env())
 
 

@@ -22,7 +22,10 @@ SILVER_BY_HOUR = (
 def retail(*args, timeout=600):
     return subprocess.run(
         [sys.executable, "-m", "retail_assets.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
     )
 
 
@@ -49,8 +52,12 @@ def test_demo_replays_six_hours_with_passing_checks(demo):
 def test_sql_json_reads_the_silver_table(demo):
     rows = sql_json(SILVER_BY_HOUR)
     assert [(r["ingest_date"], r["ingest_hour"]) for r in rows] == [
-        ("2025-06-01", "22"), ("2025-06-01", "23"), ("2025-06-02", "00"),
-        ("2025-06-02", "01"), ("2025-06-02", "02"), ("2025-06-02", "03"),
+        ("2025-06-01", "22"),
+        ("2025-06-01", "23"),
+        ("2025-06-02", "00"),
+        ("2025-06-02", "01"),
+        ("2025-06-02", "02"),
+        ("2025-06-02", "03"),
     ]
     assert all(r["n"] > 250 for r in rows)
     # group5 is the source re-delivering group4: silver keeps both deliveries.
@@ -71,8 +78,9 @@ def test_replaying_an_hour_again_leaves_identical_silver(demo, settings):
 
 
 def test_replay_fails_loudly_on_a_missing_group(demo, settings):
-    result = retail("replay", str(settings.home / "demo_source"), "--start", DEMO_START,
-                    "--groups", "group99")
+    result = retail(
+        "replay", str(settings.home / "demo_source"), "--start", DEMO_START, "--groups", "group99"
+    )
     assert result.returncode != 0
     assert "no such group" in result.stderr
 

@@ -194,3 +194,20 @@ def test_silver_and_quarantine_split_every_row_once(spark):
     quarantined = [(r.source_line, r.reason) for r in T.quarantine_rows(cleaned).collect()]
     assert sorted(silver) == ["1", "3"]
     assert sorted(quarantined) == [(3, "non_positive_units"), (4, "blank_line")]
+
+
+def test_title_case_agrees_with_python_title(spark):
+    names = ["mcdonald", "o'neil-smith", "JEAN  luc", "ann\tlee", "3rd", "a--b", "éLODIE", "x"]
+    assert values(spark, T.title_case(F.col("raw")), *names) == [n.strip().title() for n in names]
+
+
+def test_short_address_leaves_the_parts_empty(spark):
+    line = ONLINE.format(tid="9", address="Somerville/MA/02143")
+    row = clean(spark, line).collect()[0]
+    assert (row.street, row.city, row.state, row.postal_code, row.reason) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
