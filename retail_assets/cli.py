@@ -94,7 +94,8 @@ def cmd_sql(args, settings: Settings) -> int:
 
 def cmd_ui(args, settings: Settings) -> int:
     workspace = CHECKOUT_DIR / "workspace.yaml"
-    command = ["dagster", "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
+    dagster = str(Path(sys.executable).with_name("dagster"))  # the venv's, PATH or not
+    command = [dagster, "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
     os.execvp(command[0], command)
 
 
