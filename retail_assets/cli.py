@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import json
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -96,6 +97,12 @@ def cmd_ui(args, settings: Settings) -> int:
     workspace = CHECKOUT_DIR / "workspace.yaml"
     dagster = str(Path(sys.executable).with_name("dagster"))  # the venv's, PATH or not
     command = [dagster, "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
+    # A shell's background job ignores SIGINT and exec keeps that: restore the defaults so
+    # Ctrl-C / kill -INT stops dagster dev cleanly, and give it its own process group.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    if os.getpgrp() != os.getpid():
+        os.setpgid(0, 0)
     os.execvp(command[0], command)
 
 
