@@ -25,31 +25,8 @@ TRANSACTION_HEADER = (
     "shipping_address"
 )
 OFFERS = [f"offer_{k}" for k in range(1, 6)]
-EMAIL_TAILS = {
-    "#4r",
-    ";",
-    "]x",
-    "'",
-    "\\",
-    "|",
-    "^",
-    "[",
-    "&",
-    "}4",
-    "$u",
-    "*",
-    ":",
-    "<",
-    "(",
-    "{",
-    ">",
-    '"',
-    "/",
-    ")x",
-    "%x",
-    " ",
-    "m",
-}
+# SPEC.md §1's list, written out here on purpose: the oracle must not import the generator's.
+EMAIL_TAILS = {"#4r", ";", "]x", "'", "\\", "|", "^", "[", "&", "}4", "$u", "*", ":", "<", "(", "{", ">", '"', "/", ")x", "%x", " ", "m"}  # fmt: skip  # noqa: E501
 CLEAN_EMAIL = re.compile(r"([a-z]+)\.([a-z]+)@(gmail|yahoo|hotmail|outlook)\.com")
 UNPADDED_DATE = re.compile(r"\d{4}-[1-9]\d?-[1-9]\d?")
 
