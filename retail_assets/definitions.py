@@ -3,7 +3,15 @@
 from dagster import Definitions, in_process_executor
 
 from retail_assets.assets.raw import raw_files
-from retail_assets.assets.silver import silver_transactions
+from retail_assets.assets.silver import new_transactions, silver_transactions
+from retail_assets.assets.warehouse import (
+    dim_branch,
+    dim_customer,
+    dim_date,
+    dim_product,
+    dim_sales_agent,
+    sales_facts,
+)
 from retail_assets.jobs import hourly_pipeline
 from retail_assets.resources import spark_resource, storage_resource
 from retail_assets.sensors import landing_sensor
@@ -12,7 +20,17 @@ from retail_assets.settings import Settings
 settings = Settings.from_env()
 
 defs = Definitions(
-    assets=[raw_files, silver_transactions],
+    assets=[
+        raw_files,
+        silver_transactions,
+        new_transactions,
+        dim_customer,
+        dim_product,
+        dim_branch,
+        dim_sales_agent,
+        dim_date,
+        sales_facts,
+    ],
     jobs=[hourly_pipeline],
     sensors=[landing_sensor],
     resources={"spark": spark_resource(settings), "storage": storage_resource(settings)},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dagster import HourlyPartitionsDefinition
+from dagster import HourlyPartitionsDefinition, TimeWindowPartitionMapping
 
 from retail_assets.settings import Settings
 
@@ -15,6 +15,10 @@ KEY_FORMAT = "%Y-%m-%d-%H:%M"
 hourly_partitions = HourlyPartitionsDefinition(
     start_date=Settings.from_env().partitions_start, end_offset=1, timezone="UTC"
 )
+
+# Hours apply in order: an asset that carries state (the ids seen, a dimension's versions)
+# depends on its own previous hour, so a change to an hour marks the later ones stale.
+previous_hour = TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 
 
 def hour_of(key: str) -> datetime:

@@ -11,6 +11,7 @@ from dagster_pyspark.resources import spark_session_from_config
 from retail_assets import spark_server
 from retail_assets.lake import Lake
 from retail_assets.settings import Settings
+from retail_assets.tables import HourlyTable
 
 
 class SparkResource(PySparkResource):
@@ -34,10 +35,21 @@ class StorageResource(ConfigurableResource):
     landing_dir: str
     lake_root: str
     exports_dir: str
+    lake_database: str = "retail_lake"  # silver, quarantine
+    warehouse_database: str = "retail_dwh"  # dimensions, facts, insights
 
     @property
     def lake(self) -> Lake:
         return Lake(self.lake_root)
+
+    def lake_table(self, layer: str, name: str) -> HourlyTable:
+        """retail_lake.<layer>_<name> at lake/<layer>/<name> (silver, quarantine)."""
+        return HourlyTable(f"{self.lake_database}.{layer}_{name}", self.lake.uri(layer, name))
+
+    def warehouse_table(self, name: str, sub_partition: str | None = None) -> HourlyTable:
+        """retail_dwh.<name> at lake/warehouse/<name>."""
+        location = self.lake.uri("warehouse", name)
+        return HourlyTable(f"{self.warehouse_database}.{name}", location, sub_partition)
 
     @property
     def landing_dir_path(self) -> Path:
@@ -57,6 +69,8 @@ def storage_resource(settings: Settings) -> StorageResource:
         landing_dir=str(settings.landing_dir),
         lake_root=settings.lake_root,
         exports_dir=settings.exports_dir,
+        lake_database=settings.lake_database,
+        warehouse_database=settings.warehouse_database,
     )
 
 

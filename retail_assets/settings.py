@@ -34,6 +34,8 @@ class Settings:
     spark_master: str
     spark_driver_memory: str
     partitions_start: str
+    lake_database: str
+    warehouse_database: str
 
     @property
     def run_dir(self) -> Path:
@@ -65,6 +67,8 @@ class Settings:
             spark_master=env("RETAIL_SPARK_MASTER") or "",
             spark_driver_memory=env("RETAIL_SPARK_DRIVER_MEMORY") or "6g",
             partitions_start=env("RETAIL_PARTITIONS_START") or "2024-01-01-00:00",
+            lake_database=env("RETAIL_LAKE_DB") or "retail_lake",
+            warehouse_database=env("RETAIL_DWH_DB") or "retail_dwh",
         )
 
 

@@ -2,41 +2,92 @@
 
 Writing one hour's folder with mode("overwrite") replaces exactly that hour — also when the
 new data is empty, which dynamic partition overwrite would silently skip — and leaves every
-other hour untouched, so a partition re-run is idempotent.
+other hour untouched, so a partition re-run is idempotent. Each partition names its folder
+explicitly, so it stays right if the lake root moves.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from retail_assets.partitions import hour_path, hour_values
+from retail_assets.partitions import hour_of, hour_path, hour_values
 
-LAKE_DB = "retail_lake"
-DWH_DB = "retail_dwh"
 HOUR_COLUMNS = ("ingest_date", "ingest_hour")
 
 
-def ensure_hourly_table(spark: SparkSession, table: str, frame: DataFrame, location: str) -> None:
-    """An external parquet table partitioned by ingest_date/ingest_hour at `location`."""
-    database = table.split(".")[0]
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
-    columns = [f"`{f.name}` {f.dataType.simpleString()}" for f in frame.schema.fields]
-    columns += [f"`{name}` string" for name in HOUR_COLUMNS]
-    spark.sql(
-        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(columns)}) USING parquet "
-        f"PARTITIONED BY ({', '.join(HOUR_COLUMNS)}) LOCATION '{location}'"
-    )
+@dataclass(frozen=True)
+class HourlyTable:
+    """A metastore table stored at `location`, written and read one ingest hour at a time."""
+
+    name: str  # database.table
+    location: str
+    sub_partition: str | None = None  # e.g. transaction_month, under each hour
+
+    def ensure(self, spark: SparkSession, frame: DataFrame) -> None:
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {self.name.split('.')[0]}")
+        data = [f for f in frame.schema.fields if f.name != self.sub_partition]
+        columns = [f"`{f.name}` {f.dataType.simpleString()}" for f in data]
+        partitions = [*HOUR_COLUMNS, *([self.sub_partition] if self.sub_partition else [])]
+        columns += [f"`{name}` string" for name in partitions]
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(columns)}) USING parquet "
+            f"PARTITIONED BY ({', '.join(partitions)}) LOCATION '{self.location}'"
+        )
+
+    def write(self, spark: SparkSession, frame: DataFrame, key: str) -> str:
+        """Replace hour `key` with `frame`; returns the hour's folder."""
+        frame = frame.drop(*HOUR_COLUMNS)  # the hour's folder carries them
+        self.ensure(spark, frame)
+        path = f"{self.location}/{hour_path(key)}"
+        writer = frame.write.mode("overwrite")
+        if self.sub_partition:
+            writer = writer.partitionBy(self.sub_partition)
+        writer.parquet(path)
+        spec = ", ".join(f"{name}='{value}'" for name, value in hour_values(key).items())
+        alter = f"ALTER TABLE {self.name}"
+        if not self.sub_partition:
+            spark.sql(f"{alter} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{path}'")
+            spark.sql(f"{alter} PARTITION ({spec}) SET LOCATION '{path}'")
+            return path
+        spark.sql(f"{alter} DROP IF EXISTS PARTITION ({spec})")
+        prefix = f"{self.sub_partition}="
+        folders = sorted({f.rsplit("/", 2)[-2] for f in data_files(spark, path) if prefix in f})
+        if folders:
+            specs = " ".join(
+                f"PARTITION ({spec}, {self.sub_partition}='{folder[len(prefix) :]}') "
+                f"LOCATION '{path}/{folder}'"
+                for folder in folders
+            )
+            spark.sql(f"{alter} ADD IF NOT EXISTS {specs}")
+        return path
+
+    def hours(self, spark: SparkSession, key: str, *, through: bool) -> DataFrame | None:
+        """Partitions before hour `key` (through=True: up to and including it); None if no table.
+
+        The filter is on partition columns only, so Spark reads just those partitions.
+        """
+        if not spark.catalog.tableExists(self.name):
+            return None
+        label = F.concat_ws(" ", *HOUR_COLUMNS)  # 'YYYY-MM-DD HH' sorts like the hours
+        bound = F.lit(f"{hour_of(key):%Y-%m-%d %H}")
+        return spark.table(self.name).where(label <= bound if through else label < bound)
+
+    def hour(self, spark: SparkSession, key: str) -> DataFrame:
+        return self.hours_of(spark, [key])
+
+    def hours_of(self, spark: SparkSession, keys: list[str]) -> DataFrame:
+        """The given hours (through the metastore: an empty hour still has the schema)."""
+        label = F.concat_ws(" ", *HOUR_COLUMNS)
+        return spark.table(self.name).where(label.isin([f"{hour_of(k):%Y-%m-%d %H}" for k in keys]))
 
 
-def overwrite_hour(
-    spark: SparkSession, table: str, frame: DataFrame, location: str, key: str
-) -> str:
-    """Replace hour `key` of `table` with `frame`; returns the hour's folder."""
-    ensure_hourly_table(spark, table, frame, location)
-    path = f"{location}/{hour_path(key)}"
-    frame.write.mode("overwrite").parquet(path)
-    spec = ", ".join(f"{name}='{value}'" for name, value in hour_values(key).items())
-    # The partition names its folder explicitly, so it stays right if the lake root moves.
-    spark.sql(f"ALTER TABLE {table} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{path}'")
-    spark.sql(f"ALTER TABLE {table} PARTITION ({spec}) SET LOCATION '{path}'")
-    return path
+def data_files(spark: SparkSession, path: str) -> list[str]:
+    """The parquet files under `path` (none when an empty frame was written there)."""
+    try:
+        return spark.read.parquet(path).inputFiles()
+    except AnalysisException:  # "Unable to infer schema": the folder holds no data file
+        return []

@@ -5,14 +5,17 @@ folder has been cleaned, and a per-group marker makes sure a group is ingested o
 """
 
 from datetime import UTC, datetime
+from functools import reduce
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from pyspark.sql import DataFrame, SparkSession
 
 from retail_assets.lake import Lake
 from retail_assets.landing import FILE_KINDS, LandedGroup, scan_landing
 from retail_assets.metadata import markdown_table
 from retail_assets.partitions import hour_of, hour_path, hourly_partitions
 from retail_assets.resources import StorageResource
+from retail_assets.transforms.transactions import number_lines, parse_lines
 
 RAW = "raw"
 MANIFEST = "_manifest.json"
@@ -34,6 +37,18 @@ def raw_file_uris(lake: Lake, key: str, kind: str) -> list[tuple[str, dict]]:
         (lake.uri(RAW, hour_path(key), group["files"][kind]["lake_file"]), group["files"][kind])
         for group in manifest["groups"]
     ]
+
+
+def read_raw(
+    spark: SparkSession, files: list[tuple[str, dict]], fields: dict[str, tuple[str, ...]]
+) -> DataFrame:
+    """Raw files of one kind, each parsed by its own header, as one frame of string fields."""
+    numbered = [(number_lines(spark.read.text(uri)), entry["header"]) for uri, entry in files]
+    if not numbered:  # an hour without arrivals still yields an (empty) frame of the fields
+        empty = spark.createDataFrame([], "source_file string, source_line long, raw_line string")
+        numbered = [(empty, "")]
+    parsed = [parse_lines(lines, header, fields) for lines, header in numbered]
+    return reduce(DataFrame.unionByName, parsed)
 
 
 def belongs_to(lake: Lake, group: LandedGroup, key: str) -> bool:

@@ -1,62 +1,43 @@
 """silver_transactions: the hour's raw transaction files cleaned by Spark, plus a quarantine."""
 
-from functools import reduce
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
 )
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
-from retail_assets.assets.raw import raw_file_uris, raw_files
-from retail_assets.lake import Lake
+from retail_assets.assets.raw import raw_file_uris, raw_files, read_raw
 from retail_assets.metadata import markdown_table
-from retail_assets.partitions import hourly_partitions
+from retail_assets.partitions import hourly_partitions, previous_hour
 from retail_assets.resources import SparkResource, StorageResource
-from retail_assets.tables import LAKE_DB, overwrite_hour
 from retail_assets.transforms.transactions import (
+    SOURCE_FIELDS,
     clean_transactions,
     header_layout,
-    number_lines,
-    parse_lines,
     quarantine_rows,
     silver_rows,
 )
+from retail_assets.transforms.warehouse import first_arrivals
 
-SILVER_TABLE = f"{LAKE_DB}.silver_transactions"
-QUARANTINE_TABLE = f"{LAKE_DB}.quarantine_transactions"
 RECONCILE_CHECK = "raw_rows_reconcile"
 
 
-def read_transactions(spark: SparkSession, files: list[tuple[str, dict]]) -> DataFrame:
-    """Every transaction file of an hour, each parsed by its own header, as one cleaned frame."""
-    numbered = [(number_lines(spark.read.text(uri)), entry["header"]) for uri, entry in files]
-    if not numbered:  # an hour without arrivals still gets (empty) silver and quarantine
-        empty = spark.createDataFrame([], "source_file string, source_line long, raw_line string")
-        numbered = [(empty, "")]
-    parsed = [parse_lines(lines, header) for lines, header in numbered]
-    return clean_transactions(reduce(DataFrame.unionByName, parsed))
-
-
-def silver_hour(spark: SparkSession, lake: Lake, key: str) -> dict:
+def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict:
     """Clean one hour, write silver and quarantine, and reconcile against the raw manifest."""
-    files = raw_file_uris(lake, key, "sales_transactions")
-    cleaned = read_transactions(spark, files).persist()
+    files = raw_file_uris(storage.lake, key, "sales_transactions")
+    cleaned = clean_transactions(read_raw(spark, files, SOURCE_FIELDS)).persist()
     try:
-        silver_path = overwrite_hour(
-            spark, SILVER_TABLE, silver_rows(cleaned), lake.uri("silver", "transactions"), key
+        silver_path = storage.lake_table("silver", "transactions").write(
+            spark, silver_rows(cleaned), key
         )
-        quarantine_path = overwrite_hour(
-            spark,
-            QUARANTINE_TABLE,
-            quarantine_rows(cleaned),
-            lake.uri("quarantine", "transactions"),
-            key,
+        quarantine_path = storage.lake_table("quarantine", "transactions").write(
+            spark, quarantine_rows(cleaned), key
         )
     finally:
         cleaned.unpersist()
@@ -96,8 +77,7 @@ def silver_transactions(
 ) -> MaterializeResult:
     """Typed, cleaned transactions (SPEC.md §2) in retail_lake.silver_transactions; unusable
     rows in retail_lake.quarantine_transactions with a reason."""
-    session, lake = spark.spark_session, storage.lake
-    hours = [silver_hour(session, lake, key) for key in context.partition_keys]
+    hours = [silver_hour(spark.spark_session, storage, key) for key in context.partition_keys]
     for hour in hours:
         context.log.info(
             f"{hour['hour']}: raw {hour['raw']}, silver {hour['silver']}, "
@@ -130,4 +110,38 @@ def silver_transactions(
                 metadata={**totals, "unbalanced_hours": MetadataValue.json(unbalanced)},
             )
         ],
+    )
+
+
+@asset(
+    partitions_def=hourly_partitions,
+    deps=[silver_transactions, AssetDep("new_transactions", partition_mapping=previous_hour)],
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="lake",
+    kinds={"spark", "parquet"},
+)
+def new_transactions(
+    context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
+) -> MaterializeResult:
+    """Silver transactions of the hour whose transaction_id never arrived before (SPEC.md §2:
+    the first arrival wins). Dimensions and facts read only these, so a re-delivered group
+    adds nothing to the warehouse; it depends on its previous hour, the ids seen so far."""
+    session = spark.spark_session
+    silver = storage.lake_table("silver", "transactions")
+    table = storage.lake_table("silver", "new_transactions")
+    counts = []
+    for key in context.partition_keys:
+        rows = silver.hour(session, key)
+        path = table.write(
+            session, first_arrivals(rows, table.hours(session, key, through=False)), key
+        )
+        new, total = session.read.parquet(path).count(), rows.count()
+        counts.append({"hour": key, "silver": total, "new": new, "duplicates": total - new})
+        context.log.info(f"{key}: {new} new transactions, {total - new} duplicates")
+    return MaterializeResult(
+        metadata={
+            "new_rows": sum(c["new"] for c in counts),
+            "duplicate_rows": sum(c["duplicates"] for c in counts),
+            "hours": markdown_table(counts, limit=48),
+        }
     )

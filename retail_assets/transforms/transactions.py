@@ -64,6 +64,8 @@ SILVER_COLUMNS = [
     "source_file",
     "source_line",
 ]
+BRANCH_FIELDS = {name: (name,) for name in ("branch_id", "location", "establish_date", "class")}
+AGENT_FIELDS = {name: (name,) for name in ("sales_person_id", "name", "hire_date")}
 QUARANTINE_COLUMNS = ["source_file", "source_line", "reason", "transaction_id", "raw_line"]
 
 MONEY = "decimal(18,2)"
@@ -97,17 +99,17 @@ class HeaderLayout:
     missing: tuple[str, ...]
 
 
-def header_layout(header: str) -> HeaderLayout:
+def header_layout(header: str, fields: dict[str, tuple[str, ...]] = SOURCE_FIELDS) -> HeaderLayout:
     names = [name.strip().lower() for name in next(csv.reader([header]), [])]
     positions, known = {}, set()
-    for field, aliases in SOURCE_FIELDS.items():
+    for field, aliases in fields.items():
         for alias in aliases:
             if alias in names:
                 positions[field] = names.index(alias)
                 known.add(alias)
                 break
     unknown = tuple(name for name in names if name not in known)
-    missing = tuple(field for field in SOURCE_FIELDS if field not in positions)
+    missing = tuple(field for field in fields if field not in positions)
     return HeaderLayout(positions, len(names), unknown, missing)
 
 
@@ -145,13 +147,15 @@ def number_lines(lines: DataFrame) -> DataFrame:
     )
 
 
-def parse_lines(numbered: DataFrame, header: str) -> DataFrame:
+def parse_lines(
+    numbered: DataFrame, header: str, fields: dict[str, tuple[str, ...]] = SOURCE_FIELDS
+) -> DataFrame:
     """Numbered lines of one file → one string column per source field (header line dropped).
 
     Offline rows omit the trailing shipping_address field: missing trailing fields become
     null. A field past the header's width lands in `overflow`, so it is never silently lost.
     """
-    layout = header_layout(header)
+    layout = header_layout(header, fields)
     schema = ", ".join([f"c{i} STRING" for i in range(layout.width)] + ["overflow STRING"])
     record = F.from_csv(F.col("raw_line"), schema, {"escape": '"'})
     records = with_computed_once(numbered.where(F.col("source_line") > 1), record=record).select(
@@ -161,7 +165,7 @@ def parse_lines(numbered: DataFrame, header: str) -> DataFrame:
         F.col(f"c{layout.positions[field]}").alias(field)
         if field in layout.positions
         else F.lit(None).cast("string").alias(field)
-        for field in SOURCE_FIELDS
+        for field in fields
     ]
     missing = ",".join(layout.missing) or None
     return records.select(

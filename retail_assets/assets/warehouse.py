@@ -1,0 +1,371 @@
+"""The Kimball warehouse in retail_dwh: four SCD2 dimensions, dim_date, and the two facts.
+
+Each dimension asset writes the hour's change records (retail_dwh.<dim>_changes, one
+partition per hour) and keeps the view retail_dwh.<dim> with the SCD2 versions. Each depends
+on its own previous hour: the versions it builds on.
+"""
+
+from collections.abc import Callable
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from retail_assets.assets.raw import raw_file_uris, raw_files, read_raw
+from retail_assets.assets.silver import new_transactions, silver_transactions
+from retail_assets.metadata import markdown_table
+from retail_assets.partitions import hour_of, hourly_partitions, previous_hour
+from retail_assets.resources import SparkResource, StorageResource
+from retail_assets.tables import HourlyTable
+from retail_assets.transforms.transactions import (
+    AGENT_FIELDS,
+    BRANCH_FIELDS,
+    with_total_paid_price,
+)
+from retail_assets.transforms.warehouse import (
+    BRANCH,
+    CUSTOMER,
+    PRODUCT,
+    SALES_AGENT,
+    Dimension,
+    agent_attributes,
+    branch_attributes,
+    customer_attributes,
+    date_rows,
+    fact_rows,
+    product_attributes,
+    scd2_changes,
+    versions_as_of,
+    with_inferred,
+    with_keys,
+)
+
+UNIQUE_KEYS = "unique_surrogate_keys"
+ONE_CURRENT = "one_current_row_per_natural_key"
+
+
+def new_transactions_of(spark: SparkSession, storage: StorageResource, key: str) -> DataFrame:
+    return storage.lake_table("silver", "new_transactions").hour(spark, key)
+
+
+def customer_input(spark: SparkSession, storage: StorageResource, key: str) -> DataFrame:
+    attributes = customer_attributes(new_transactions_of(spark, storage, key))
+    return attributes.withColumn("is_inferred", F.lit(False))
+
+
+def product_input(spark: SparkSession, storage: StorageResource, key: str) -> DataFrame:
+    attributes = product_attributes(new_transactions_of(spark, storage, key))
+    return attributes.withColumn("is_inferred", F.lit(False))
+
+
+def branch_input(spark: SparkSession, storage: StorageResource, key: str) -> DataFrame:
+    files = raw_file_uris(storage.lake, key, "branches")
+    announced = branch_attributes(read_raw(spark, files, BRANCH_FIELDS))
+    offline = new_transactions_of(spark, storage, key).where(~F.col("is_online"))
+    return with_inferred(announced, offline.select("branch_id"), BRANCH)
+
+
+def agent_input(spark: SparkSession, storage: StorageResource, key: str) -> DataFrame:
+    files = raw_file_uris(storage.lake, key, "sales_agents")
+    announced = agent_attributes(read_raw(spark, files, AGENT_FIELDS))
+    offline = new_transactions_of(spark, storage, key).where(~F.col("is_online"))
+    return with_inferred(announced, offline.select("sales_agent_id"), SALES_AGENT)
+
+
+def versions_through(
+    spark: SparkSession, storage: StorageResource, dimension: Dimension, key: str, through: bool
+) -> DataFrame | None:
+    """The dimension's SCD2 versions as of the end of hour `key` (or of the hour before)."""
+    changes = storage.warehouse_table(f"{dimension.name}_changes").hours(
+        spark, key, through=through
+    )
+    return None if changes is None else versions_as_of(dimension, changes)
+
+
+def apply_hour(
+    spark: SparkSession,
+    storage: StorageResource,
+    dimension: Dimension,
+    incoming: DataFrame,
+    key: str,
+) -> dict:
+    """Write the change records of hour `key` and return what they did."""
+    table = storage.warehouse_table(f"{dimension.name}_changes")
+    before = versions_through(spark, storage, dimension, key, through=False)
+    if before is None:  # the first hour ever: nothing known yet
+        before = incoming.limit(0).select(
+            F.lit(None).cast("int").alias("surrogate_key"),
+            *incoming.columns,
+            F.lit(None).cast("timestamp").alias("valid_from_hour"),
+            F.lit(True).alias("is_current"),
+        )
+    first_key = (before.agg(F.max("surrogate_key")).collect()[0][0] or 0) + 1
+    changes = scd2_changes(dimension, before, incoming, hour_of(key), first_key)
+    path = table.write(spark, changes, key)
+    written = spark.read.parquet(path)
+    summary = written.groupBy(
+        "is_inferred", (F.col("valid_from_hour") < hour_of(key)).alias("completion")
+    )
+    counts = {(r["is_inferred"], r["completion"]): r["count"] for r in summary.count().collect()}
+    spark.sql(
+        f"CREATE OR REPLACE VIEW {storage.warehouse_table(dimension.name).name} AS "
+        + dimension.versions_sql(table.name)
+    )
+    return {
+        "hour": key,
+        "new_versions": counts.get((False, False), 0),
+        "inferred_members": counts.get((True, False), 0),
+        "completed_inferred": counts.get((False, True), 0),
+    }
+
+
+def dimension_checks(versions: DataFrame, dimension: Dimension) -> list[AssetCheckResult]:
+    stats = versions.agg(
+        F.count("*").alias("versions"),
+        F.countDistinct("surrogate_key").alias("keys"),
+        F.sum(F.col("is_current").cast("int")).alias("current"),
+        F.countDistinct(dimension.natural_key).alias("entities"),
+    ).collect()[0]
+    return [
+        AssetCheckResult(
+            check_name=UNIQUE_KEYS,
+            passed=stats["versions"] == stats["keys"],
+            metadata={"versions": stats["versions"], "distinct_keys": stats["keys"]},
+        ),
+        AssetCheckResult(
+            check_name=ONE_CURRENT,
+            passed=stats["current"] == stats["entities"],
+            metadata={"current_rows": stats["current"] or 0, "natural_keys": stats["entities"]},
+        ),
+    ]
+
+
+def dimension_asset(
+    dimension: Dimension,
+    incoming: Callable[[SparkSession, StorageResource, str], DataFrame],
+    upstream: list,
+):
+    """An SCD2 dimension asset: hours applied in order, each on the versions before it."""
+
+    @asset(
+        name=dimension.name,
+        partitions_def=hourly_partitions,
+        deps=[*upstream, AssetDep(dimension.name, partition_mapping=previous_hour)],
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="warehouse",
+        kinds={"spark", "hive"},
+        check_specs=[
+            AssetCheckSpec(UNIQUE_KEYS, asset=dimension.name),
+            AssetCheckSpec(ONE_CURRENT, asset=dimension.name),
+        ],
+        description=(
+            f"SCD2 dimension on {dimension.natural_key} ({', '.join(dimension.attributes)}); "
+            f"view retail_dwh.{dimension.name}, change records in {dimension.name}_changes."
+        ),
+    )
+    def _dimension(
+        context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
+    ) -> MaterializeResult:
+        session = spark.spark_session
+        hours = [
+            apply_hour(session, storage, dimension, incoming(session, storage, key), key)
+            for key in context.partition_keys
+        ]
+        versions = versions_through(session, storage, dimension, context.partition_keys[-1], True)
+        preview = versions.orderBy(F.desc("valid_from_hour"), "surrogate_key").limit(10)
+        return MaterializeResult(
+            metadata={
+                **{name: sum(h[name] for h in hours) for name in hours[0] if name != "hour"},
+                "versions": versions.count(),
+                "table": storage.warehouse_table(dimension.name).name,
+                "preview": markdown_table([r.asDict() for r in preview.collect()]),
+            },
+            check_results=dimension_checks(versions, dimension),
+        )
+
+    return _dimension
+
+
+dim_customer = dimension_asset(CUSTOMER, customer_input, [new_transactions])
+dim_product = dimension_asset(PRODUCT, product_input, [new_transactions])
+dim_branch = dimension_asset(BRANCH, branch_input, [new_transactions, raw_files])
+dim_sales_agent = dimension_asset(SALES_AGENT, agent_input, [new_transactions, raw_files])
+SCD_DIMENSIONS = [CUSTOMER, PRODUCT, BRANCH, SALES_AGENT]
+
+
+@asset(
+    partitions_def=hourly_partitions,
+    deps=[new_transactions, AssetDep("dim_date", partition_mapping=previous_hour)],
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="warehouse",
+    kinds={"spark", "hive"},
+    check_specs=[AssetCheckSpec("unique_date_keys", asset="dim_date")],
+)
+def dim_date(
+    context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
+) -> MaterializeResult:
+    """retail_dwh.dim_date: every transaction date (year, quarter, month, week, weekday, names,
+    is_weekend); each hour adds the dates not seen before."""
+    session, table = spark.spark_session, storage.warehouse_table("dim_date")
+    added = 0
+    for key in context.partition_keys:
+        dates = new_transactions_of(session, storage, key).select(
+            F.col("transaction_date").alias("date")
+        )
+        known = table.hours(session, key, through=False)
+        if known is not None:
+            dates = dates.join(known.select("date"), "date", "left_anti")
+        added += session.read.parquet(table.write(session, date_rows(dates), key)).count()
+    stats = (
+        table.hours(session, context.partition_keys[-1], through=True)
+        .agg(F.count("*").alias("rows"), F.countDistinct("date_key").alias("keys"))
+        .collect()[0]
+    )
+    return MaterializeResult(
+        metadata={"dates_added": added, "dates": stats["rows"], "table": table.name},
+        check_results=[
+            AssetCheckResult(
+                check_name="unique_date_keys",
+                passed=stats["rows"] == stats["keys"],
+                metadata={"rows": stats["rows"], "distinct_keys": stats["keys"]},
+            )
+        ],
+    )
+
+
+# ---------------------------------------------------------------- facts
+
+FACTS = {"fact_branch_sales": False, "fact_online_sales": True}  # name -> online
+KEYS_PRESENT = "every_row_has_its_keys"
+PRICE_RULE = "total_paid_price_follows_the_rule"
+RECONCILE = "raw_rows_reconcile"
+FACT_KEYS = {
+    "fact_branch_sales": [
+        "customer_key",
+        "product_key",
+        "branch_key",
+        "sales_agent_key",
+        "date_key",
+    ],
+    "fact_online_sales": ["customer_key", "product_key", "date_key"],
+}
+
+
+def fact_checks(name: str, rows: DataFrame) -> list[AssetCheckResult]:
+    missing_key = F.lit(False)
+    for column in FACT_KEYS[name]:
+        missing_key = missing_key | F.col(column).isNull()
+    expected = with_total_paid_price(rows.withColumnRenamed("total_paid_price", "recorded"))
+    stats = expected.agg(
+        F.sum(missing_key.cast("int")).alias("missing"),
+        F.sum((F.col("recorded") != F.col("total_paid_price")).cast("int")).alias("off"),
+    ).collect()[0]
+    return [
+        AssetCheckResult(
+            asset_key=AssetKey(name), check_name=KEYS_PRESENT, passed=not stats["missing"],
+            metadata={"rows_missing_a_key": stats["missing"] or 0},
+        ),
+        AssetCheckResult(
+            asset_key=AssetKey(name), check_name=PRICE_RULE, passed=not stats["off"],
+            metadata={"rows_off_the_rule": stats["off"] or 0},
+        ),
+    ]  # fmt: skip
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            name,
+            partitions_def=hourly_partitions,
+            deps=[new_transactions, silver_transactions, dim_date, dim_customer, dim_product]
+            + ([] if online else [dim_branch, dim_sales_agent]),
+            group_name="warehouse",
+            kinds={"spark", "hive"},
+            description=(
+                f"retail_dwh.{name}: {'online' if online else 'offline (branch)'} sales, "
+                "partitioned by ingest hour and transaction_month."
+            ),
+        )
+        for name, online in FACTS.items()
+    ],
+    check_specs=[
+        AssetCheckSpec(check, asset=name) for name in FACTS for check in (KEYS_PRESENT, PRICE_RULE)
+    ]
+    + [
+        AssetCheckSpec(
+            RECONCILE,
+            asset="fact_branch_sales",
+            description="both facts + duplicates + quarantined = raw rows, every hour",
+        )
+    ],
+    backfill_policy=BackfillPolicy.single_run(),
+)
+def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: StorageResource):
+    """Both facts from one keyed frame: each new transaction with the surrogate keys of the
+    dimension versions current at its load hour."""
+    session, keys = spark.spark_session, context.partition_keys
+    tables = {name: storage.warehouse_table(name, "transaction_month") for name in FACTS}
+    hours = []
+    for key in keys:
+        current = {
+            dimension: versions_through(session, storage, dimension, key, through=True)
+            for dimension in SCD_DIMENSIONS
+        }
+        keyed = with_keys(new_transactions_of(session, storage, key), current).persist()
+        try:
+            for name, online in FACTS.items():
+                tables[name].write(session, fact_rows(keyed, hour_of(key), online), key)
+        finally:
+            keyed.unpersist()
+        hours.append(reconcile_hour(session, storage, key, tables))
+    unbalanced = [h["hour"] for h in hours if not h["balanced"]]
+    for name, table in tables.items():
+        reconciled = [
+            AssetCheckResult(
+                asset_key=AssetKey(name),
+                check_name=RECONCILE,
+                passed=not unbalanced,
+                metadata={"unbalanced_hours": MetadataValue.json(unbalanced)},
+            )
+        ]
+        yield MaterializeResult(
+            asset_key=name,
+            metadata={
+                "rows": sum(h[name] for h in hours),
+                "table": table.name,
+                "hours": markdown_table(hours, limit=48),
+            },
+            check_results=fact_checks(name, table.hours_of(session, keys))
+            + (reconciled if name == "fact_branch_sales" else []),
+        )
+
+
+def reconcile_hour(
+    spark: SparkSession, storage: StorageResource, key: str, facts: dict[str, HourlyTable]
+) -> dict:
+    """Fact rows + duplicates + quarantined rows of an hour against its raw rows."""
+    raw = sum(entry["rows"] for _, entry in raw_file_uris(storage.lake, key, "sales_transactions"))
+    silver = storage.lake_table("silver", "transactions").hour(spark, key).count()
+    quarantined = storage.lake_table("quarantine", "transactions").hour(spark, key).count()
+    new = new_transactions_of(spark, storage, key).count()
+    counts = {name: table.hour(spark, key).count() for name, table in facts.items()}
+    return {
+        "hour": key,
+        **counts,
+        "duplicates": silver - new,
+        "quarantined": quarantined,
+        "raw": raw,
+        "balanced": sum(counts.values()) + (silver - new) + quarantined == raw,
+    }
