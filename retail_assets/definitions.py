@@ -19,18 +19,20 @@ from retail_assets.settings import Settings
 
 settings = Settings.from_env()
 
+ASSETS = [
+    raw_files,
+    silver_transactions,
+    new_transactions,
+    dim_customer,
+    dim_product,
+    dim_branch,
+    dim_sales_agent,
+    dim_date,
+    sales_facts,
+]
+
 defs = Definitions(
-    assets=[
-        raw_files,
-        silver_transactions,
-        new_transactions,
-        dim_customer,
-        dim_product,
-        dim_branch,
-        dim_sales_agent,
-        dim_date,
-        sales_facts,
-    ],
+    assets=ASSETS,
     jobs=[hourly_pipeline],
     sensors=[landing_sensor],
     resources={"spark": spark_resource(settings), "storage": storage_resource(settings)},

@@ -4,10 +4,7 @@ Expected values are computed here independently with the csv module and Decimal,
 transforms under test.
 """
 
-import csv
-import re
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from dagster import DagsterInstance, materialize
@@ -18,7 +15,7 @@ from retail_assets.generator import generate
 from retail_assets.partitions import hour_path, key_of
 from retail_assets.replay import land
 from retail_assets.resources import StorageResource, spark_resource
-from retail_assets_tests.helpers import HEADERS, write_group
+from retail_assets_tests.helpers import HEADERS, valid_rows, write_group
 
 START = datetime(2025, 3, 1, 0, tzinfo=UTC)
 GOOD = (
@@ -69,29 +66,11 @@ def sorted_rows(frame):
 
 
 def expected_silver(path) -> dict[str, tuple]:
-    """transaction_id -> (total_paid_price, email, first name, city, postal) by SPEC.md §2."""
-    expected = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            offers = [k for k in range(1, 6) if row[f"offer_{k}"] == "True"]
-            try:
-                datetime.strptime(row["transaction_date"], "%Y-%m-%d")
-            except ValueError:
-                continue
-            units = int(row["units"])
-            if len(offers) > 1 or units <= 0:
-                continue
-            discount = 5 * offers[0] if offers else 0
-            total = (units * Decimal(row["unit_price"]) * (100 - discount) / 100).quantize(
-                Decimal("0.01"), rounding=ROUND_HALF_UP
-            )
-            email = re.match(r"[^@]+@[a-z0-9.-]+", row["cusomter_email"].strip().lower())[0]
-            email = email[:-1] if email.endswith(".comm") else email
-            address = (row.get("shipping_address") or "").rsplit("/", 3)
-            city, postal = (address[1], address[3]) if len(address) == 4 else (None, None)
-            first = " ".join(w.capitalize() for w in row["customer_fname"].strip().split(" "))
-            expected[row["transaction_id"]] = (total, email, first, city, postal)
-    return expected
+    """transaction_id -> (total_paid_price, email, first name, city, postal)."""
+    return {
+        r["transaction_id"]: (r["total"], r["email"], r["first_name"], r["city"], r["postal"])
+        for r in valid_rows(path)
+    }
 
 
 @pytest.fixture(scope="module")

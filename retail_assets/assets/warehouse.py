@@ -111,8 +111,7 @@ def apply_hour(
             F.lit(None).cast("timestamp").alias("valid_from_hour"),
             F.lit(True).alias("is_current"),
         )
-    first_key = (before.agg(F.max("surrogate_key")).collect()[0][0] or 0) + 1
-    changes = scd2_changes(dimension, before, incoming, hour_of(key), first_key)
+    changes = scd2_changes(dimension, before, incoming, hour_of(key))
     path = table.write(spark, changes, key)
     written = spark.read.parquet(path)
     summary = written.groupBy(
@@ -131,13 +130,21 @@ def apply_hour(
     }
 
 
-def dimension_checks(versions: DataFrame, dimension: Dimension) -> list[AssetCheckResult]:
-    stats = versions.agg(
-        F.count("*").alias("versions"),
-        F.countDistinct("surrogate_key").alias("keys"),
-        F.sum(F.col("is_current").cast("int")).alias("current"),
-        F.countDistinct(dimension.natural_key).alias("entities"),
-    ).collect()[0]
+def version_stats(versions: DataFrame, dimension: Dimension) -> dict:
+    """Counts behind the dimension checks, in one pass."""
+    return (
+        versions.agg(
+            F.count("*").alias("versions"),
+            F.countDistinct("surrogate_key").alias("keys"),
+            F.sum(F.col("is_current").cast("int")).alias("current"),
+            F.countDistinct(dimension.natural_key).alias("entities"),
+        )
+        .collect()[0]
+        .asDict()
+    )
+
+
+def dimension_checks(stats: dict) -> list[AssetCheckResult]:
     return [
         AssetCheckResult(
             check_name=UNIQUE_KEYS,
@@ -184,15 +191,16 @@ def dimension_asset(
             for key in context.partition_keys
         ]
         versions = versions_through(session, storage, dimension, context.partition_keys[-1], True)
+        stats = version_stats(versions, dimension)
         preview = versions.orderBy(F.desc("valid_from_hour"), "surrogate_key").limit(10)
         return MaterializeResult(
             metadata={
                 **{name: sum(h[name] for h in hours) for name in hours[0] if name != "hour"},
-                "versions": versions.count(),
+                "versions": stats["versions"],
                 "table": storage.warehouse_table(dimension.name).name,
                 "preview": markdown_table([r.asDict() for r in preview.collect()]),
             },
-            check_results=dimension_checks(versions, dimension),
+            check_results=dimension_checks(stats),
         )
 
     return _dimension

@@ -142,7 +142,7 @@ def with_inferred(announced: DataFrame, used_ids: DataFrame, dimension: Dimensio
 
 
 def scd2_changes(
-    dimension: Dimension, versions: DataFrame, incoming: DataFrame, hour: datetime, first_key: int
+    dimension: Dimension, versions: DataFrame, incoming: DataFrame, hour: datetime
 ) -> DataFrame:
     """Change records of one hour: what `incoming` (one row per natural key, with
     is_inferred) changes in the versions current before the hour.
@@ -150,7 +150,8 @@ def scd2_changes(
     - an unknown id gets a first version (a new key), inferred if only a transaction used it;
     - an inferred member whose entity is now announced is completed under its own key;
     - an announced entity whose attributes differ gets a new version (new key, from `hour`);
-    - anything else changes nothing. New keys are numbered from `first_key` in id order.
+    - anything else changes nothing. New keys continue after the largest key given so far,
+      in id order, so a re-run of the hour gives the same keys.
     """
     key, attributes = dimension.natural_key, dimension.attributes
     current = versions.where("is_current").select(
@@ -167,10 +168,14 @@ def scd2_changes(
     unknown = F.col("current_key").isNull()
     completes = ~unknown & F.col("current_inferred") & ~F.col("is_inferred")
     new_version = ~unknown & ~F.col("current_inferred") & ~F.col("is_inferred") & differs
-    by_id = Window.orderBy(key)  # dimensions are small: one ordered window is cheap
+    # Keys are numbered over the whole hour in one ordered partition: dimension changes of an
+    # hour are few, and one sequence is what makes the keys deterministic.
+    by_id = Window.partitionBy(F.lit(0)).orderBy(key)
+    last_key = versions.agg(F.coalesce(F.max("surrogate_key"), F.lit(0)).alias("last_key"))
     keyed = (
         joined.where(unknown | new_version)
-        .withColumn("surrogate_key", F.row_number().over(by_id) + F.lit(first_key - 1))
+        .crossJoin(last_key)
+        .withColumn("surrogate_key", F.row_number().over(by_id) + F.col("last_key"))
         .withColumn("valid_from_hour", F.lit(hour))
     )
     completed = (
@@ -236,10 +241,14 @@ def with_keys(transactions: DataFrame, current: dict[Dimension, DataFrame]) -> D
 
 
 def fact_rows(keyed: DataFrame, hour: datetime, online: bool) -> DataFrame:
-    """fact_online_sales (online=True) or fact_branch_sales rows from keyed transactions."""
+    """fact_online_sales (online=True) or fact_branch_sales rows from keyed transactions.
+
+    One file per transaction_month (the partition a date query prunes to), rows sorted by
+    date inside it so parquet statistics let a date filter skip row groups as well.
+    """
     keys = ["customer_key", "product_key"] + ([] if online else ["branch_key", "sales_agent_key"])
     address = ["street", "city", "state", "postal_code"] if online else []
-    return keyed.where(F.col("is_online") == F.lit(online)).select(
+    rows = keyed.where(F.col("is_online") == F.lit(online)).select(
         "transaction_id",
         *keys,
         date_key(F.col("transaction_date")).alias("date_key"),
@@ -251,3 +260,4 @@ def fact_rows(keyed: DataFrame, hour: datetime, online: bool) -> DataFrame:
         "source_line",
         F.date_format("transaction_date", "yyyy-MM").alias("transaction_month"),
     )
+    return rows.repartition("transaction_month").sortWithinPartitions("transaction_date")

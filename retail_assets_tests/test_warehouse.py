@@ -1,0 +1,312 @@
+"""The warehouse over a generated source with a re-delivered group, changed agent and customer
+attributes and a late-announced branch and agent (SPEC.md §3).
+
+Expected counts, versions and keys are computed here from the source files (csv module), in
+group order, independently of the transforms; the hourly job runs as Dagster runs it.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, Definitions
+
+from retail_assets.definitions import ASSETS
+from retail_assets.generator import generate
+from retail_assets.jobs import hourly_pipeline
+from retail_assets.partitions import key_of
+from retail_assets.replay import land
+from retail_assets.resources import StorageResource, spark_resource
+from retail_assets_tests.helpers import read_csv_rows, valid_rows
+
+START = datetime(2025, 2, 1, 0, tzinfo=UTC)
+GROUPS = 4  # group3 re-delivers group2
+TABLES = [
+    "dim_customer_changes", "dim_product_changes", "dim_branch_changes",
+    "dim_sales_agent_changes", "dim_date", "fact_branch_sales", "fact_online_sales",
+]  # fmt: skip
+
+
+def make_storage(base, suffix):
+    return StorageResource(
+        landing_dir=str(base / "landing"),
+        lake_root=str(base / "lake"),
+        exports_dir=str(base / "exports"),
+        lake_database=f"t_lake_{suffix}",
+        warehouse_database=f"t_dwh_{suffix}",
+    )
+
+
+def run(settings, storage, keys, one_run=False):
+    """The hourly job for each hour (or for all of them in one run), asserting every check."""
+    definitions = Definitions(
+        assets=ASSETS,
+        jobs=[hourly_pipeline],
+        resources={"spark": spark_resource(settings), "storage": storage},
+    )
+    job = definitions.resolve_job_def("hourly_pipeline")
+    runs = (
+        [{"tags": {"dagster/asset_partition_range_start": keys[0],
+                   "dagster/asset_partition_range_end": keys[-1]}}]
+        if one_run else [{"partition_key": key} for key in keys]
+    )  # fmt: skip
+    with DagsterInstance.ephemeral() as instance:
+        for arguments in runs:
+            result = job.execute_in_process(instance=instance, **arguments)
+            checks = [
+                e.event_specific_data
+                for e in result.all_events
+                if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+            ]
+            assert checks and all(c.passed for c in checks), [c for c in checks if not c.passed]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("wh_source"), groups=GROUPS, rows=150, seed=21)
+
+
+@pytest.fixture(scope="module")
+def warehouse(spark, settings, source, tmp_path_factory):
+    storage = make_storage(tmp_path_factory.mktemp("wh"), "wh")
+    keys = []
+    for index, group in enumerate(source):
+        arrival = START + timedelta(hours=index)
+        land(group, storage.landing_dir_path, arrival)
+        keys.append(key_of(arrival))
+    run(settings, storage, keys)
+    return storage, keys
+
+
+def table(spark, storage, name):
+    return spark.table(f"{storage.warehouse_database}.{name}")
+
+
+def contents(spark, storage, name, drop=()):
+    frame = table(spark, storage, name).drop(*drop)
+    return sorted((tuple(row) for row in frame.collect()), key=repr)
+
+
+def file_of(group, kind):
+    (path,) = group.glob(f"{kind}*.csv")
+    return path
+
+
+# ---------------------------------------------------------------- the independent oracle
+
+
+def first_arrivals(source):
+    """Per group: the valid rows whose transaction_id arrives for the first time."""
+    seen, per_group = set(), []
+    for group in source:
+        new = [r for r in valid_rows(file_of(group, "sales_transactions"))
+               if r["transaction_id"] not in seen]  # fmt: skip
+        seen |= {r["transaction_id"] for r in new}
+        per_group.append(new)
+    return per_group
+
+
+def expected_versions(announced_per_group, used_per_group):
+    """natural key -> number of SCD2 versions, walking the groups in order.
+
+    announced: {id: attributes} per group (an entity's own file); used: ids that only
+    transactions mention. An unknown used id becomes an inferred version; an inferred one that
+    is announced later is completed (no new version); changed attributes make a new version.
+    """
+    state, versions = {}, {}
+    for announced, used in zip(announced_per_group, used_per_group, strict=True):
+        for entity, attributes in announced.items():
+            if entity not in state:
+                versions[entity] = 1
+            elif state[entity] is not None and state[entity] != attributes:
+                versions[entity] += 1
+            state[entity] = attributes
+        for entity in used:
+            if entity not in state:
+                state[entity], versions[entity] = None, 1
+    return versions
+
+
+def agents_announced(group):
+    def hired(text):
+        return datetime.strptime(text, "%Y-%m-%d").date()
+
+    return {
+        r["sales_person_id"]: (r["name"].strip().title(), hired(r["hire_date"]))
+        for r in read_csv_rows(file_of(group, "sales_agents"))
+    }
+
+
+def branches_announced(group):
+    return {
+        r["branch_id"]: (r["location"].strip(), r["establish_date"], r["class"].strip())
+        for r in read_csv_rows(file_of(group, "branches"))
+    }
+
+
+def last_attributes(rows, key, fields):
+    """The attributes of each id from its last row in file order (as of one group)."""
+    return {r[key]: tuple(r[f] for f in fields) for r in sorted(rows, key=lambda r: r["line"])}
+
+
+# ---------------------------------------------------------------- facts
+
+
+def test_facts_hold_each_first_arrival_once(spark, warehouse, source):
+    storage, keys = warehouse
+    arrivals = first_arrivals(source)
+    for fact, online in (("fact_branch_sales", False), ("fact_online_sales", True)):
+        rows = table(spark, storage, fact).groupBy("ingest_date", "ingest_hour").count().collect()
+        got = {f"{r.ingest_date}-{r.ingest_hour}:00": r["count"] for r in rows}
+        expected = {
+            k: sum(r["online"] == online for r in new)
+            for k, new in zip(keys, arrivals, strict=True)
+        }
+        assert {k: got.get(k, 0) for k in keys} == expected
+    assert len(arrivals[2]) == 0  # the re-delivered group adds nothing
+
+
+def test_fact_totals_and_ids_match_the_source(spark, warehouse, source):
+    storage, _ = warehouse
+    new = [r for group in first_arrivals(source) for r in group]
+    facts = table(spark, storage, "fact_branch_sales").unionByName(
+        table(spark, storage, "fact_online_sales"), allowMissingColumns=True
+    )
+    rows = {r.transaction_id: r.total_paid_price for r in facts.collect()}
+    assert rows == {r["transaction_id"]: r["total"] for r in new}
+
+
+def test_every_fact_row_points_at_the_version_current_at_its_hour(spark, warehouse):
+    storage, _ = warehouse
+    db = storage.warehouse_database
+    orphans = spark.sql(f"""
+        SELECT count(*) FROM {db}.fact_branch_sales f
+        LEFT JOIN {db}.dim_sales_agent a ON f.sales_agent_key = a.surrogate_key
+            AND a.valid_from_hour <= f.ingest_hour_ts
+            AND (a.valid_to_hour IS NULL OR f.ingest_hour_ts < a.valid_to_hour)
+        LEFT JOIN {db}.dim_date d ON f.date_key = d.date_key
+        WHERE a.surrogate_key IS NULL OR d.date_key IS NULL""").collect()[0][0]
+    assert orphans == 0
+
+
+# ---------------------------------------------------------------- dimensions
+
+
+def versions_per_key(spark, storage, dimension, key):
+    rows = table(spark, storage, dimension).groupBy(key).count().collect()
+    return {r[key]: r["count"] for r in rows}
+
+
+def test_agent_versions_follow_hire_date_changes_and_late_announcement(spark, warehouse, source):
+    storage, _ = warehouse
+    used = [{r["sales_agent_id"] for r in new if not r["online"]} for new in first_arrivals(source)]
+    expected = expected_versions([agents_announced(g) for g in source], used)
+    assert max(expected.values()) > 1  # the source does change hire dates
+    assert versions_per_key(spark, storage, "dim_sales_agent", "sales_agent_id") == expected
+
+
+def test_branch_and_customer_and_product_versions(spark, warehouse, source):
+    storage, _ = warehouse
+    arrivals = first_arrivals(source)
+    used = [{r["branch_id"] for r in new if not r["online"]} for new in arrivals]
+    branches = expected_versions([branches_announced(g) for g in source], used)
+    assert versions_per_key(spark, storage, "dim_branch", "branch_id") == branches
+    fields = ("first_name", "last_name", "email")
+    customers = expected_versions([last_attributes(n, "customer_id", fields) for n in arrivals],
+                                  [set()] * GROUPS)  # fmt: skip
+    assert max(customers.values()) > 1  # the source does rename customers
+    assert versions_per_key(spark, storage, "dim_customer", "customer_id") == customers
+    names = [last_attributes(n, "product_id", ("product_name",)) for n in arrivals]
+    products = expected_versions(names, [set()] * GROUPS)
+    assert versions_per_key(spark, storage, "dim_product", "product_id") == products
+
+
+def test_late_branch_is_inferred_then_completed_under_the_same_key(spark, warehouse, source):
+    storage, keys = warehouse
+    first_used = {r["branch_id"] for r in first_arrivals(source)[0] if not r["online"]}
+    (late,) = first_used - set(branches_announced(source[0]))
+    changes = table(spark, storage, "dim_branch_changes").where(f"branch_id = '{late}'")
+    records = sorted(changes.collect(), key=lambda r: r.recorded_hour)
+    assert [(r.is_inferred, r.location is None) for r in records] == [(True, True), (False, False)]
+    assert records[0].surrogate_key == records[1].surrogate_key
+    (version,) = table(spark, storage, "dim_branch").where(f"branch_id = '{late}'").collect()
+    assert not version.is_inferred and version.is_current
+    assert version.location == branches_announced(source[1])[late][0]
+    hour1_facts = table(spark, storage, "fact_branch_sales").where(
+        f"ingest_hour_ts = TIMESTAMP '{START:%Y-%m-%d %H:%M:%S}' "
+        f"AND branch_key = {version.surrogate_key}"
+    )
+    assert hour1_facts.count() == sum(
+        1 for r in first_arrivals(source)[0] if r["branch_id"] == late and not r["online"]
+    )
+
+
+def test_surrogate_keys_are_numbered_in_id_order_from_the_first_hour(spark, warehouse, source):
+    storage, _ = warehouse
+    first_products = sorted({r["product_id"] for r in first_arrivals(source)[0]})
+    rows = table(spark, storage, "dim_product_changes").where("surrogate_key <= 1000").collect()
+    got = {
+        r.product_id: r.surrogate_key for r in rows if r.recorded_hour == START.replace(tzinfo=None)
+    }
+    assert got == {pid: n for n, pid in enumerate(first_products, start=1)}
+
+
+def test_exactly_one_current_row_and_contiguous_validity(spark, warehouse):
+    storage, _ = warehouse
+    for dimension, key in (("dim_customer", "customer_id"), ("dim_sales_agent", "sales_agent_id")):
+        rows = table(spark, storage, dimension).collect()
+        by_key = {}
+        for row in rows:
+            by_key.setdefault(row[key], []).append(row)
+        for versions in by_key.values():
+            versions.sort(key=lambda r: r.valid_from_hour)
+            assert [v.is_current for v in versions] == [False] * (len(versions) - 1) + [True]
+            for older, newer in zip(versions, versions[1:], strict=False):
+                assert older.valid_to_hour == newer.valid_from_hour
+
+
+def test_dim_date_covers_every_fact_date_once(spark, warehouse, source):
+    storage, _ = warehouse
+    dates = {r["date"] for new in first_arrivals(source) for r in new}
+    rows = table(spark, storage, "dim_date").collect()
+    assert sorted(r.date for r in rows) == sorted(dates)
+    sample = next(r for r in rows if r.date == min(dates))
+    assert (sample.year, sample.month, sample.is_weekend) == (
+        sample.date.year,
+        sample.date.month,
+        sample.date.weekday() >= 5,
+    )
+
+
+# ---------------------------------------------------------------- idempotence and layout
+
+
+def test_rerunning_any_hour_leaves_every_table_identical(spark, settings, warehouse):
+    storage, keys = warehouse
+    before = {name: contents(spark, storage, name) for name in TABLES}
+    run(settings, storage, [keys[1], keys[0]])
+    assert {name: contents(spark, storage, name) for name in TABLES} == before
+
+
+def test_one_run_backfill_equals_hour_by_hour(spark, settings, warehouse, source, tmp_path):
+    storage, keys = warehouse
+    other = make_storage(tmp_path, "backfill")
+    for index, group in enumerate(source):
+        land(group, other.landing_dir_path, START + timedelta(hours=index))
+    run(settings, other, keys, one_run=True)
+    for name in TABLES:
+        assert contents(spark, other, name, drop=["source_file"]) == contents(
+            spark, storage, name, drop=["source_file"]
+        ), name
+
+
+def test_facts_are_laid_out_by_transaction_month(spark, warehouse):
+    storage, _ = warehouse
+    name = f"{storage.warehouse_database}.fact_branch_sales"
+    partitions = [r[0] for r in spark.sql(f"SHOW PARTITIONS {name}").collect()]
+    assert partitions and all("/transaction_month=" in p for p in partitions)
+    month = partitions[0].rsplit("=", 1)[1]
+    plan = spark.sql(f"EXPLAIN SELECT sum(units) FROM {name} WHERE transaction_month = '{month}'")
+    text = plan.collect()[0][0]
+    assert "PartitionFilters: [isnotnull(transaction_month" in text
+    files = spark.table(name).where(f"transaction_month = '{month}'").inputFiles()
+    assert len(files) == sum(1 for p in partitions if p.endswith(month))  # one file per hour
