@@ -92,7 +92,8 @@ def run_hour(key: str, instance: DagsterInstance) -> tuple[bool, list[str]]:
             evaluation = event.event_specific_data
             ok = ok and evaluation.passed
             verdict = "passed" if evaluation.passed else "FAILED"
-            lines.append(f"      check {evaluation.check_name}: {verdict}")
+            asset = evaluation.asset_key.to_user_string()
+            lines.append(f"      check {asset}.{evaluation.check_name}: {verdict}")
         elif event.event_type == DagsterEventType.STEP_SUCCESS:
             seconds = event.event_specific_data.duration_ms / 1000
             lines.append(f"      step {event.step_key} took {seconds:.1f}s")

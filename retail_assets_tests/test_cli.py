@@ -45,8 +45,21 @@ def demo(spark):
 
 def test_demo_replays_six_hours_with_passing_checks(demo):
     assert "[6/6] 2025-06-02-03:00  group6" in demo
-    assert demo.count("check raw_rows_reconcile: passed") == 6
+    assert demo.count("check silver_transactions.raw_rows_reconcile: passed") == 6
+    assert demo.count("check fact_branch_sales.raw_rows_reconcile: passed") == 6
     assert "FAILED" not in demo
+
+
+def test_sql_reads_the_warehouse_and_the_redelivery_added_nothing(demo):
+    rows = sql_json(
+        "SELECT ingest_hour, count(*) AS n FROM retail_dwh.fact_branch_sales "
+        "WHERE ingest_date = '2025-06-02' GROUP BY 1 ORDER BY 1"
+    )
+    hours = {r["ingest_hour"]: r["n"] for r in rows}
+    assert "02" not in hours  # group5 re-delivered group4: zero fact rows
+    assert all(hours[h] > 100 for h in ("00", "01", "03"))
+    tables = {r["tableName"] for r in sql_json("SHOW TABLES IN retail_dwh")}
+    assert {"dim_customer", "dim_date", "fact_branch_sales", "fact_online_sales"} <= tables
 
 
 def test_sql_json_reads_the_silver_table(demo):

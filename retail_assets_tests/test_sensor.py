@@ -8,7 +8,7 @@ from dagster import DagsterInstance, build_sensor_context
 
 from retail_assets.assets.raw import marker_parts
 from retail_assets.resources import StorageResource
-from retail_assets.sensors import landing_sensor
+from retail_assets.sensors import RANGE_END, RANGE_START, landing_sensor
 from retail_assets_tests.helpers import write_group
 
 ARRIVAL = datetime(2025, 3, 4, 5, 42, tzinfo=UTC)
@@ -90,3 +90,16 @@ def test_arrival_outside_the_partitions_is_reported(storage):
     result = tick(storage)
     assert result.run_requests == []
     assert "outside the partitions" in result.skip_reason.skip_message
+
+
+def test_quiet_hours_before_an_arrival_get_one_range_run(storage):
+    write_group(storage.landing_dir_path, "group1", ARRIVAL)
+    first = tick(storage)
+    write_group(storage.landing_dir_path, "group2", ARRIVAL.replace(hour=9))
+    quiet, arrival = tick(storage, first.cursor).run_requests
+    assert quiet.partition_key is None
+    assert (quiet.tags[RANGE_START], quiet.tags[RANGE_END]) == (
+        "2025-03-04-06:00",
+        "2025-03-04-08:00",
+    )
+    assert arrival.partition_key == "2025-03-04-09:00"
