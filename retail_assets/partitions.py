@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dagster import HourlyPartitionsDefinition, TimeWindowPartitionMapping
+from dagster import (
+    AssetDep,
+    BackfillPolicy,
+    HourlyPartitionsDefinition,
+    TimeWindowPartitionMapping,
+    asset,
+)
 
 from retail_assets.settings import Settings
 
@@ -19,6 +25,17 @@ hourly_partitions = HourlyPartitionsDefinition(
 # Hours apply in order: an asset that carries state (the ids seen, a dimension's versions)
 # depends on its own previous hour, so a change to an hour marks the later ones stale.
 previous_hour = TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+
+
+def own_previous_hour(name: str) -> AssetDep:
+    return AssetDep(name, partition_mapping=previous_hour)
+
+
+def hourly_asset(**kwargs):
+    """@asset on the hourly partitions; a backfill of a range runs as one run."""
+    return asset(
+        partitions_def=hourly_partitions, backfill_policy=BackfillPolicy.single_run(), **kwargs
+    )
 
 
 def hour_of(key: str) -> datetime:

@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -71,15 +72,23 @@ def land(group: Path, landing_dir: Path, arrival: datetime) -> Path:
     return target
 
 
-def run_hour(key: str, instance: DagsterInstance) -> tuple[bool, list[str]]:
-    """Materialize every batch asset for one hour; returns success and printable lines."""
+@dataclass
+class HourRun:
+    ok: bool
+    lines: list[str] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_hour(key: str, instance: DagsterInstance) -> HourRun:
+    """Materialize every batch asset for one hour; success, printable lines, step times."""
     from retail_assets.definitions import defs
 
     job = defs.resolve_job_def("hourly_pipeline")
     result = job.execute_in_process(
         partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET
     )
-    lines, ok = [], result.success
+    run = HourRun(result.success)
+    lines = run.lines
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.event_specific_data.materialization
@@ -90,17 +99,18 @@ def run_hour(key: str, instance: DagsterInstance) -> tuple[bool, list[str]]:
             lines.append(f"    {materialization.asset_key.to_user_string():<28} {summary}")
         elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
-            ok = ok and evaluation.passed
+            run.ok = run.ok and evaluation.passed
             verdict = "passed" if evaluation.passed else "FAILED"
             asset = evaluation.asset_key.to_user_string()
             lines.append(f"      check {asset}.{evaluation.check_name}: {verdict}")
         elif event.event_type == DagsterEventType.STEP_SUCCESS:
             seconds = event.event_specific_data.duration_ms / 1000
+            run.step_seconds[event.step_key] = seconds
             lines.append(f"      step {event.step_key} took {seconds:.1f}s")
         elif event.event_type == DagsterEventType.STEP_FAILURE:
             error = event.event_specific_data.error
             lines.append(f"    {event.step_key} FAILED: {error.message.strip()}")
-    return ok, lines
+    return run
 
 
 def replay(
@@ -124,11 +134,11 @@ def replay(
             say(f"{landed.name} was already ingested in {key}; re-running that hour")
         began = datetime.now()
         say(f"[{index + 1}/{len(groups)}] {key}  {landed.name}")
-        ok, lines = run_hour(key, instance)
-        for line in lines:
+        run = run_hour(key, instance)
+        for line in run.lines:
             say(line)
         seconds = (datetime.now() - began).total_seconds()
-        say(f"    {'ok' if ok else 'FAILED'} in {seconds:.1f}s")
-        if not ok:
+        say(f"    {'ok' if run.ok else 'FAILED'} in {seconds:.1f}s")
+        if not run.ok:
             return False
     return True

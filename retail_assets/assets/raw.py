@@ -7,13 +7,17 @@ folder has been cleaned, and a per-group marker makes sure a group is ingested o
 from datetime import UTC, datetime
 from functools import reduce
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from pyspark.sql import DataFrame, SparkSession
 
 from retail_assets.lake import Lake
 from retail_assets.landing import FILE_KINDS, LandedGroup, scan_landing
 from retail_assets.metadata import markdown_table
-from retail_assets.partitions import hour_of, hour_path, hourly_partitions
+from retail_assets.partitions import (
+    hour_of,
+    hour_path,
+    hourly_asset,
+)
 from retail_assets.resources import StorageResource
 from retail_assets.transforms.transactions import number_lines, parse_lines
 
@@ -104,9 +108,7 @@ def ingest_hour(lake: Lake, landing_dir, key: str) -> tuple[dict, list[str]]:
     return manifest, [group.name for group in new]
 
 
-@asset(
-    partitions_def=hourly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+@hourly_asset(
     group_name="lake",
     kinds={"csv"},
 )

@@ -3,18 +3,15 @@
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
-    AssetDep,
     AssetExecutionContext,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 from pyspark.sql import SparkSession
 
 from retail_assets.assets.raw import raw_file_uris, raw_files, read_raw
 from retail_assets.metadata import markdown_table
-from retail_assets.partitions import hourly_partitions, previous_hour
+from retail_assets.partitions import hourly_asset, own_previous_hour
 from retail_assets.resources import SparkResource, StorageResource
 from retail_assets.transforms.transactions import (
     SOURCE_FIELDS,
@@ -58,10 +55,8 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
     }
 
 
-@asset(
-    partitions_def=hourly_partitions,
+@hourly_asset(
     deps=[raw_files],
-    backfill_policy=BackfillPolicy.single_run(),
     group_name="lake",
     kinds={"spark", "parquet"},
     check_specs=[
@@ -113,10 +108,8 @@ def silver_transactions(
     )
 
 
-@asset(
-    partitions_def=hourly_partitions,
-    deps=[silver_transactions, AssetDep("new_transactions", partition_mapping=previous_hour)],
-    backfill_policy=BackfillPolicy.single_run(),
+@hourly_asset(
+    deps=[silver_transactions, own_previous_hour("new_transactions")],
     group_name="lake",
     kinds={"spark", "parquet"},
 )

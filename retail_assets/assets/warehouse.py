@@ -10,14 +10,12 @@ from collections.abc import Callable
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
-    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    asset,
     multi_asset,
 )
 from pyspark.sql import DataFrame, SparkSession
@@ -26,7 +24,12 @@ from pyspark.sql import functions as F
 from retail_assets.assets.raw import raw_file_uris, raw_files, read_raw
 from retail_assets.assets.silver import new_transactions, silver_transactions
 from retail_assets.metadata import markdown_table
-from retail_assets.partitions import hour_of, hourly_partitions, previous_hour
+from retail_assets.partitions import (
+    hour_of,
+    hourly_asset,
+    hourly_partitions,
+    own_previous_hour,
+)
 from retail_assets.resources import SparkResource, StorageResource
 from retail_assets.tables import HourlyTable
 from retail_assets.transforms.transactions import (
@@ -166,11 +169,9 @@ def dimension_asset(
 ):
     """An SCD2 dimension asset: hours applied in order, each on the versions before it."""
 
-    @asset(
+    @hourly_asset(
         name=dimension.name,
-        partitions_def=hourly_partitions,
-        deps=[*upstream, AssetDep(dimension.name, partition_mapping=previous_hour)],
-        backfill_policy=BackfillPolicy.single_run(),
+        deps=[*upstream, own_previous_hour(dimension.name)],
         group_name="warehouse",
         kinds={"spark", "hive"},
         check_specs=[
@@ -213,10 +214,8 @@ dim_sales_agent = dimension_asset(SALES_AGENT, agent_input, [new_transactions, r
 SCD_DIMENSIONS = [CUSTOMER, PRODUCT, BRANCH, SALES_AGENT]
 
 
-@asset(
-    partitions_def=hourly_partitions,
-    deps=[new_transactions, AssetDep("dim_date", partition_mapping=previous_hour)],
-    backfill_policy=BackfillPolicy.single_run(),
+@hourly_asset(
+    deps=[new_transactions, own_previous_hour("dim_date")],
     group_name="warehouse",
     kinds={"spark", "hive"},
     check_specs=[AssetCheckSpec("unique_date_keys", asset="dim_date")],
