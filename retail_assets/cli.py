@@ -44,27 +44,21 @@ def cmd_generate(args, settings: Settings) -> int:
     return 0
 
 
-def ensure_spark(settings: Settings) -> None:
-    """Start the embedded server up front, so its problems surface before any run starts."""
-    from retail_assets import spark_server
-
-    if settings.manages_local_spark:
-        spark_server.up(settings)
-
-
 def cmd_replay(args, settings: Settings) -> int:
+    from retail_assets import spark_server
     from retail_assets.replay import replay
 
-    ensure_spark(settings)
+    spark_server.ensure(settings)  # server problems surface before any run starts
     names = args.groups.split(",") if args.groups else None
     return 0 if replay(Path(args.source_dir), args.start, names) else 1
 
 
 def cmd_demo(args, settings: Settings) -> int:
+    from retail_assets import spark_server
     from retail_assets.generator import generate
     from retail_assets.replay import replay
 
-    ensure_spark(settings)
+    spark_server.ensure(settings)  # server problems surface before any run starts
     source = settings.home / "demo_source"
     generate(source, args.groups, args.rows, args.seed)
     print(f"generated {args.groups} groups of {args.rows} rows in {source}")

@@ -25,7 +25,7 @@ class SparkResource(PySparkResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if self.manage_local_server:
-            spark_server.up(Settings.from_env())
+            spark_server.ensure(Settings.from_env())
         super().setup_for_execution(context)
 
 
@@ -76,7 +76,5 @@ def storage_resource(settings: Settings) -> StorageResource:
 
 def spark_session(settings: Settings):
     """A session for code outside Dagster runs (CLI, benchmarks), through the same resource."""
-    resource = spark_resource(settings)
-    if resource.manage_local_server:
-        spark_server.up(settings)
-    return spark_session_from_config(resource.spark_config)
+    spark_server.ensure(settings)
+    return spark_session_from_config(spark_resource(settings).spark_config)

@@ -100,6 +100,12 @@ def up(settings: Settings) -> dict:
     return server(settings).up(cmd, env, START_TIMEOUT_S)
 
 
+def ensure(settings: Settings) -> None:
+    """Start the embedded server when it is the configured target; a remote Spark is left be."""
+    if settings.manages_local_spark:
+        up(settings)
+
+
 def down(settings: Settings) -> bool:
     return server(settings).down()
 
