@@ -14,6 +14,8 @@ setup(
         "pyspark[connect]==4.0.*",
         "confluent-kafka",
         "pandas",
+        # Charts in the UI's metadata, rendered headless (Agg).
+        "matplotlib",
     ],
     extras_require={"dev": ["pytest", "ruff"]},
     entry_points={"console_scripts": ["retail=retail_assets.cli:main"]},

@@ -2,6 +2,8 @@
 
 from dagster import Definitions, in_process_executor
 
+from retail_assets.assets.b2b import b2b_daily_csv
+from retail_assets.assets.insights import marketing_insights
 from retail_assets.assets.raw import raw_files
 from retail_assets.assets.silver import new_transactions, silver_transactions
 from retail_assets.assets.warehouse import (
@@ -12,6 +14,7 @@ from retail_assets.assets.warehouse import (
     dim_sales_agent,
     sales_facts,
 )
+from retail_assets.automation import outputs_automation
 from retail_assets.jobs import hourly_pipeline
 from retail_assets.resources import spark_resource, storage_resource
 from retail_assets.sensors import landing_sensor
@@ -29,12 +32,14 @@ ASSETS = [
     dim_sales_agent,
     dim_date,
     sales_facts,
+    marketing_insights,
+    b2b_daily_csv,
 ]
 
 defs = Definitions(
     assets=ASSETS,
     jobs=[hourly_pipeline],
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, outputs_automation],
     resources={"spark": spark_resource(settings), "storage": storage_resource(settings)},
     # Spark does the heavy lifting on its server; steps in one process share one client
     # session instead of paying a process start and a Connect handshake each.

@@ -1,7 +1,8 @@
 """The data lake as a filesystem abstraction (pyarrow.fs), so the lake may be local, hdfs:// or s3.
 
 Spark reads and writes table data; this module does the few non-Spark things the pipeline
-needs on lake paths: copying landed files in, and small JSON manifests and markers.
+needs on lake paths: copying landed files in, small JSON manifests and markers, and the
+exported files (the exports folder is a location of the same kind).
 """
 
 from __future__ import annotations
@@ -47,20 +48,28 @@ class Lake:
     def exists(self, *parts: str) -> bool:
         return self.fs.get_file_info(self.path(*parts)).type != fs.FileType.NotFound
 
-    def read_json(self, *parts: str) -> dict | None:
+    def read_bytes(self, *parts: str) -> bytes | None:
         if not self.exists(*parts):
             return None
         with self.fs.open_input_stream(self.path(*parts)) as stream:
-            return json.loads(stream.read().decode())
+            return stream.read()
 
-    def write_json(self, document: dict, *parts: str) -> None:
-        """Write then move into place, so a reader sees the old or the new document, whole."""
+    def write_bytes(self, data: bytes, *parts: str) -> str:
+        """Write then move into place, so a reader sees the old or the new file, whole."""
         target = self.path(*parts)
         self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
         temp = f"{target}.{uuid.uuid4().hex}.tmp"
         with self.fs.open_output_stream(temp) as stream:
-            stream.write(json.dumps(document, indent=2, sort_keys=True).encode())
+            stream.write(data)
         self.fs.move(temp, target)
+        return self.uri(*parts)
+
+    def read_json(self, *parts: str) -> dict | None:
+        data = self.read_bytes(*parts)
+        return None if data is None else json.loads(data.decode())
+
+    def write_json(self, document: dict, *parts: str) -> None:
+        self.write_bytes(json.dumps(document, indent=2, sort_keys=True).encode(), *parts)
 
     def copy_in(self, source: Path, *parts: str) -> CopiedFile:
         """Copy a local file into the lake in one pass that also hashes it and counts its lines."""

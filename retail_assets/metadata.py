@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 from collections.abc import Sequence
 
 from dagster import MetadataValue
@@ -18,3 +21,32 @@ def markdown_table(rows: Sequence[dict], limit: int = 10) -> MetadataValue:
         cells = ("" if row[c] is None else str(row[c]).replace("|", "\\|") for c in columns)
         lines.append("| " + " | ".join(cells) + " |")
     return MetadataValue.md("\n".join(lines))
+
+
+def as_json(value) -> MetadataValue:
+    """JSON metadata from values that JSON lacks (decimals, dates) written as text."""
+    return MetadataValue.json(json.loads(json.dumps(value, default=str)))
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], title: str) -> MetadataValue:
+    """A horizontal bar chart as a PNG inside markdown (the UI renders data-URI images).
+
+    Rendered headless (Agg) and kept small: it is stored with every materialization event.
+    """
+    from matplotlib.figure import Figure  # the Figure API needs no display and no pyplot state
+
+    if not labels:
+        return MetadataValue.md(f"_{title}: nothing to chart_")
+    figure = Figure(figsize=(6, 0.3 * len(labels) + 0.8), dpi=72)
+    axes = figure.subplots()
+    positions = range(len(labels))
+    axes.barh(positions, [float(v) for v in values], color="#4c72b0")
+    axes.set_yticks(positions, [str(label) for label in labels], fontsize=8)
+    axes.invert_yaxis()  # first row on top, as in the table
+    axes.set_title(title, fontsize=10)
+    axes.tick_params(axis="x", labelsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")

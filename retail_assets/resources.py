@@ -52,6 +52,11 @@ class StorageResource(ConfigurableResource):
         return HourlyTable(f"{self.warehouse_database}.{name}", location, sub_partition)
 
     @property
+    def exports(self) -> Lake:
+        """The exports folder (a partner's drop folder may be remote too)."""
+        return Lake(self.exports_dir)
+
+    @property
     def landing_dir_path(self) -> Path:
         return Path(self.landing_dir)
 

@@ -47,7 +47,7 @@ class HourlyTable:
         if self.sub_partition:
             writer = writer.partitionBy(self.sub_partition)
         writer.parquet(path)
-        spec = ", ".join(f"{name}='{value}'" for name, value in hour_values(key).items())
+        spec = partition_spec(key)
         alter = f"ALTER TABLE {self.name}"
         if not self.sub_partition:
             spark.sql(f"{alter} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{path}'")
@@ -64,6 +64,13 @@ class HourlyTable:
             )
             spark.sql(f"{alter} ADD IF NOT EXISTS {specs}")
         return path
+
+    def has_hour(self, spark: SparkSession, key: str) -> bool:
+        """Whether hour `key` was written (an empty hour counts: its partition exists)."""
+        if not spark.catalog.tableExists(self.name):
+            return False
+        shown = spark.sql(f"SHOW PARTITIONS {self.name} PARTITION ({partition_spec(key)})")
+        return bool(shown.take(1))
 
     def hours(self, spark: SparkSession, key: str, *, through: bool) -> DataFrame | None:
         """Partitions before hour `key` (through=True: up to and including it); None if no table.
@@ -83,6 +90,10 @@ class HourlyTable:
         """The given hours (through the metastore: an empty hour still has the schema)."""
         label = F.concat_ws(" ", *HOUR_COLUMNS)
         return spark.table(self.name).where(label.isin([f"{hour_of(k):%Y-%m-%d %H}" for k in keys]))
+
+
+def partition_spec(key: str) -> str:
+    return ", ".join(f"{name}='{value}'" for name, value in hour_values(key).items())
 
 
 def data_files(spark: SparkSession, path: str) -> list[str]:

@@ -52,3 +52,33 @@ def spark(settings):
         yield session
     finally:
         spark_server.down(settings)
+
+
+@pytest.fixture(scope="session")
+def warehouse_source(tmp_path_factory):
+    from retail_assets.generator import generate
+    from retail_assets_tests.helpers import WAREHOUSE_GROUPS
+
+    return generate(
+        tmp_path_factory.mktemp("wh_source"), groups=WAREHOUSE_GROUPS, rows=150, seed=21
+    )
+
+
+@pytest.fixture(scope="session")
+def warehouse(spark, settings, warehouse_source, tmp_path_factory):
+    """The shared replay: each source group landed an hour apart and run hour by hour as
+    Dagster runs it (every check asserted); (storage, partition keys)."""
+    from datetime import timedelta
+
+    from retail_assets.partitions import key_of
+    from retail_assets.replay import land
+    from retail_assets_tests.helpers import WAREHOUSE_START, make_storage, run
+
+    storage = make_storage(tmp_path_factory.mktemp("wh"), "wh")
+    keys = []
+    for index, group in enumerate(warehouse_source):
+        arrival = WAREHOUSE_START + timedelta(hours=index)
+        land(group, storage.landing_dir_path, arrival)
+        keys.append(key_of(arrival))
+    run(settings, storage, keys)
+    return storage, keys

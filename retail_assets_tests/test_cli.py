@@ -1,11 +1,13 @@
 """The `retail` command end to end: the demo replay through Dagster, SQL, and server errors."""
 
+import csv
 import json
 import os
 import socket
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -47,7 +49,25 @@ def test_demo_replays_six_hours_with_passing_checks(demo):
     assert "[6/6] 2025-06-02-03:00  group6" in demo
     assert demo.count("check silver_transactions.raw_rows_reconcile: passed") == 6
     assert demo.count("check fact_branch_sales.raw_rows_reconcile: passed") == 6
+    assert demo.count("check insight_top_products.totals_agree_with_the_facts: passed") == 6
+    assert demo.count("check b2b_daily_csv.units_equal_offline_units_loaded_that_day: passed") == 6
     assert "FAILED" not in demo
+
+
+def test_demo_exports_one_b2b_file_per_ingest_day(demo, settings):
+    files = sorted((Path(settings.exports_dir) / "b2b").iterdir())
+    assert [f.name for f in files] == [
+        "sales_agent_product_units_2025-06-01.csv",
+        "sales_agent_product_units_2025-06-02.csv",
+    ]
+    units = sql_json(
+        "SELECT ingest_date, sum(units) AS units FROM retail_dwh.fact_branch_sales "
+        "WHERE ingest_date >= '2025-06-01' GROUP BY 1 ORDER BY 1"
+    )
+    for file, day in zip(files, units, strict=True):
+        rows = list(csv.DictReader(file.open(newline="")))
+        assert sum(int(r["total_sold_units"]) for r in rows) == day["units"]
+        assert rows == sorted(rows, key=lambda r: (r["sales_agent_name"], r["product_name"]))
 
 
 def test_sql_reads_the_warehouse_and_the_redelivery_added_nothing(demo):

@@ -24,6 +24,6 @@ def test_dagster_definitions_validate():
 def test_hourly_job_covers_the_batch_assets_and_the_sensor_launches_it():
     job = defs.resolve_job_def("hourly_pipeline")
     assets = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
-    assert {"raw_files", "silver_transactions"} <= assets
+    assert {"raw_files", "silver_transactions", "insight_top_products", "b2b_daily_csv"} <= assets
     sensor = defs.resolve_sensor_def("landing_sensor")
     assert sensor.job_name == "hourly_pipeline"

@@ -5,76 +5,33 @@ Expected counts, versions and keys are computed here from the source files (csv 
 group order, independently of the transforms; the hourly job runs as Dagster runs it.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, Definitions
 
-from retail_assets.definitions import ASSETS
-from retail_assets.generator import generate
-from retail_assets.jobs import hourly_pipeline
-from retail_assets.partitions import key_of
 from retail_assets.replay import land
-from retail_assets.resources import StorageResource, spark_resource
-from retail_assets_tests.helpers import read_csv_rows, valid_rows
+from retail_assets_tests.helpers import WAREHOUSE_GROUPS as GROUPS
+from retail_assets_tests.helpers import WAREHOUSE_START as START
+from retail_assets_tests.helpers import (
+    file_of,
+    first_arrivals,
+    last_attributes,
+    make_storage,
+    read_csv_rows,
+    run,
+)
 
-START = datetime(2025, 2, 1, 0, tzinfo=UTC)
-GROUPS = 4  # group3 re-delivers group2
 TABLES = [
     "dim_customer_changes", "dim_product_changes", "dim_branch_changes",
     "dim_sales_agent_changes", "dim_date", "fact_branch_sales", "fact_online_sales",
+    "insight_top_products", "insight_top_offers", "insight_offers_per_product",
+    "insight_lowest_online_cities",
 ]  # fmt: skip
 
 
-def make_storage(base, suffix):
-    return StorageResource(
-        landing_dir=str(base / "landing"),
-        lake_root=str(base / "lake"),
-        exports_dir=str(base / "exports"),
-        lake_database=f"t_lake_{suffix}",
-        warehouse_database=f"t_dwh_{suffix}",
-    )
-
-
-def run(settings, storage, keys, one_run=False):
-    """The hourly job for each hour (or for all of them in one run), asserting every check."""
-    definitions = Definitions(
-        assets=ASSETS,
-        jobs=[hourly_pipeline],
-        resources={"spark": spark_resource(settings), "storage": storage},
-    )
-    job = definitions.resolve_job_def("hourly_pipeline")
-    runs = (
-        [{"tags": {"dagster/asset_partition_range_start": keys[0],
-                   "dagster/asset_partition_range_end": keys[-1]}}]
-        if one_run else [{"partition_key": key} for key in keys]
-    )  # fmt: skip
-    with DagsterInstance.ephemeral() as instance:
-        for arguments in runs:
-            result = job.execute_in_process(instance=instance, **arguments)
-            checks = [
-                e.event_specific_data
-                for e in result.all_events
-                if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
-            ]
-            assert checks and all(c.passed for c in checks), [c for c in checks if not c.passed]
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("wh_source"), groups=GROUPS, rows=150, seed=21)
-
-
-@pytest.fixture(scope="module")
-def warehouse(spark, settings, source, tmp_path_factory):
-    storage = make_storage(tmp_path_factory.mktemp("wh"), "wh")
-    keys = []
-    for index, group in enumerate(source):
-        arrival = START + timedelta(hours=index)
-        land(group, storage.landing_dir_path, arrival)
-        keys.append(key_of(arrival))
-    run(settings, storage, keys)
-    return storage, keys
+@pytest.fixture
+def source(warehouse_source):
+    return warehouse_source
 
 
 def table(spark, storage, name):
@@ -86,23 +43,7 @@ def contents(spark, storage, name, drop=()):
     return sorted((tuple(row) for row in frame.collect()), key=repr)
 
 
-def file_of(group, kind):
-    (path,) = group.glob(f"{kind}*.csv")
-    return path
-
-
 # ---------------------------------------------------------------- the independent oracle
-
-
-def first_arrivals(source):
-    """Per group: the valid rows whose transaction_id arrives for the first time."""
-    seen, per_group = set(), []
-    for group in source:
-        new = [r for r in valid_rows(file_of(group, "sales_transactions"))
-               if r["transaction_id"] not in seen]  # fmt: skip
-        seen |= {r["transaction_id"] for r in new}
-        per_group.append(new)
-    return per_group
 
 
 def expected_versions(announced_per_group, used_per_group):
@@ -141,11 +82,6 @@ def branches_announced(group):
         r["branch_id"]: (r["location"].strip(), r["establish_date"], r["class"].strip())
         for r in read_csv_rows(file_of(group, "branches"))
     }
-
-
-def last_attributes(rows, key, fields):
-    """The attributes of each id from its last row in file order (as of one group)."""
-    return {r[key]: tuple(r[f] for f in fields) for r in sorted(rows, key=lambda r: r["line"])}
 
 
 # ---------------------------------------------------------------- facts

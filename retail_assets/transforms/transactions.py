@@ -235,8 +235,13 @@ def with_offer(df: DataFrame) -> DataFrame:
         df.withColumn("bad_offer_value", bad_value)
         .withColumn("offer_count", offer_count)
         .withColumn("offer_number", F.when(F.col("offer_count") == 1, offer_number))
-        .withColumn("discount_perc", F.coalesce(F.col("offer_number") * 5, F.lit(0)))
+        .withColumn("discount_perc", F.coalesce(discount_of(F.col("offer_number")), F.lit(0)))
     )
+
+
+def discount_of(offer: Column) -> Column:
+    """Offer k gives 5·k % off."""
+    return offer * 5
 
 
 def with_total_paid_price(df: DataFrame) -> DataFrame:

@@ -1,0 +1,113 @@
+"""The daily B2B export: offline units per sales agent and product, in the partner's folder.
+
+Every hourly run rewrites its ingest day's file from all offline facts loaded that day, with
+names as of the end of that day, so re-running any hour of the day writes the same bytes.
+"""
+
+import csv
+import io
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+)
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from retail_assets.assets.warehouse import versions_through
+from retail_assets.automation import follows_new_facts
+from retail_assets.metadata import as_json, bar_chart, markdown_table
+from retail_assets.partitions import hour_values, hourly_asset
+from retail_assets.resources import SparkResource, StorageResource
+from retail_assets.transforms.insights import b2b_units
+from retail_assets.transforms.warehouse import PRODUCT, SALES_AGENT
+
+HEADER = ("sales_agent_name", "product_name", "total_sold_units")
+UNITS = "units_equal_offline_units_loaded_that_day"
+
+
+def export_parts(day: str) -> tuple[str, str]:
+    """Where the file of ingest day `day` (YYYY-MM-DD) goes, inside the exports folder."""
+    return "b2b", f"sales_agent_product_units_{day}.csv"
+
+
+def csv_bytes(rows: list[tuple]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def export_day(spark: SparkSession, storage: StorageResource, day: str) -> dict:
+    """Write the file of ingest day `day` atomically; what it holds and what the facts hold."""
+    facts = storage.warehouse_table("fact_branch_sales", "transaction_month")
+    offline = spark.table(facts.name).where(F.col("ingest_date") == day)
+    last_hour = f"{day}-23:00"  # names as known at the end of the day (inferred ones completed)
+    agents = versions_through(spark, storage, SALES_AGENT, last_hour, through=True)
+    products = versions_through(spark, storage, PRODUCT, last_hour, through=True)
+    rows = [tuple(row) for row in b2b_units(offline, agents, products).collect()]
+    uri = storage.exports.write_bytes(csv_bytes(rows), *export_parts(day))
+    text = storage.exports.read_bytes(*export_parts(day)).decode()  # what the partner gets
+    written = list(csv.DictReader(io.StringIO(text)))
+    return {
+        "day": day,
+        "path": uri,
+        "rows": written,
+        "file_units": sum(int(row["total_sold_units"]) for row in written),
+        "loaded_units": offline.agg(F.sum("units")).collect()[0][0] or 0,
+    }
+
+
+def units_per_agent(rows: list[dict]) -> MetadataValue:
+    units: dict[str, int] = {}
+    for row in rows:
+        name = row["sales_agent_name"]
+        units[name] = units.get(name, 0) + int(row["total_sold_units"])
+    top = sorted(units.items(), key=lambda item: (-item[1], item[0]))[:10]
+    return bar_chart([name or "(not yet announced)" for name, _ in top],
+                     [value for _, value in top], "Units sold per sales agent")  # fmt: skip
+
+
+@hourly_asset(
+    deps=["fact_branch_sales", "dim_sales_agent", "dim_product"],
+    group_name="outputs",
+    kinds={"spark", "csv"},
+    automation_condition=follows_new_facts(),
+    check_specs=[AssetCheckSpec(UNITS, asset="b2b_daily_csv")],
+)
+def b2b_daily_csv(
+    context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
+) -> MaterializeResult:
+    """exports/b2b/sales_agent_product_units_YYYY-MM-DD.csv for the ingest day of each hour:
+    offline units summed by agent and product name, sorted by agent then product."""
+    days = sorted({hour_values(key)["ingest_date"] for key in context.partition_keys})
+    files = [export_day(spark.spark_session, storage, day) for day in days]
+    last = files[-1]
+    off = {f["day"]: {"file": f["file_units"], "facts": f["loaded_units"]}
+           for f in files if f["file_units"] != f["loaded_units"]}  # fmt: skip
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(last["path"]),
+            "day": last["day"],
+            "rows": len(last["rows"]),
+            "total_sold_units": last["file_units"],
+            "days_written": len(files),
+            "top_rows": markdown_table(last["rows"], limit=15),
+            "chart": units_per_agent(last["rows"]),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=UNITS,
+                passed=not off,
+                metadata={
+                    "file_units": last["file_units"],
+                    "offline_units_loaded": last["loaded_units"],
+                    "days_off": as_json(off),
+                },
+            )
+        ],
+    )

@@ -1,0 +1,187 @@
+"""Marketing insights in retail_dwh: one snapshot per hour (`as_of_hour`) over all facts so far.
+
+Each hour adds its new facts to the previous hour's snapshot. If that snapshot is missing (a
+gap in the chain), the hour is rebuilt from every fact loaded through it: the same answer.
+"""
+
+from datetime import timedelta
+
+from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from retail_assets.assets.warehouse import FACTS, versions_through
+from retail_assets.automation import follows_new_facts
+from retail_assets.metadata import as_json, bar_chart, markdown_table
+from retail_assets.partitions import hour_of, hourly_partitions, key_of, own_previous_hour
+from retail_assets.resources import SparkResource, StorageResource
+from retail_assets.transforms.insights import INSIGHTS, as_of, fact_totals, sales
+from retail_assets.transforms.warehouse import PRODUCT
+
+RANKS = "ranks_contiguous_from_1"
+TOTALS = "totals_agree_with_the_facts"
+
+
+def chart(name: str, rows: list[dict]) -> MetadataValue:
+    """The picture of a snapshot a marketer looks for first."""
+    if name == "insight_top_products":
+        top = rows[:10]
+        labels = [f"{r['product_name']} ({r['product_id']})" for r in top]
+        return bar_chart(labels, [r["units_sold"] for r in top], "Top products by units sold")
+    if name == "insight_top_offers":
+        labels = [f"offer {r['offer']} ({r['discount_perc']}% off)" for r in rows]
+        return bar_chart(labels, [r["redemptions"] for r in rows], "Redemptions per offer")
+    if name == "insight_offers_per_product":
+        best = sorted((r for r in rows if r["rank"] == 1), key=lambda r: -r["redemptions"])[:10]
+        labels = [f"{r['product_name']} ({r['product_id']}): offer {r['offer']}" for r in best]
+        title = "Most redeemed offer per product"
+        return bar_chart(labels, [r["redemptions"] for r in best], title)
+    lowest = rows[:10]
+    labels = [f"{r['city']}, {r['state']}" for r in lowest]
+    return bar_chart(labels, [r["online_revenue"] for r in lowest], "Lowest online revenue")
+
+
+def hour_sales(
+    spark: SparkSession, storage: StorageResource, key: str, rebuild: bool
+) -> tuple[DataFrame, DataFrame]:
+    """The sales of hour `key` (rebuild: of every hour through it) and the product versions."""
+    frames = []
+    for name in FACTS:
+        table = storage.warehouse_table(name, "transaction_month")
+        frames.append(table.hours(spark, key, through=True) if rebuild else table.hour(spark, key))
+    products = versions_through(spark, storage, PRODUCT, key, through=True)
+    return sales(*frames, products), products
+
+
+def ranks_contiguous(rows: list[dict], within: tuple[str, ...]) -> bool:
+    ranks: dict[tuple, list[int]] = {}
+    for row in rows:
+        ranks.setdefault(tuple(row[c] for c in within), []).append(row["rank"])
+    return all(sorted(r) == list(range(1, len(r) + 1)) for r in ranks.values())
+
+
+def snapshot_hour(
+    spark: SparkSession, storage: StorageResource, key: str, names: list[str]
+) -> dict[str, dict]:
+    """Write the snapshots of hour `key` for the insights `names`; per insight: its rows and
+    check inputs."""
+    tables = {name: storage.warehouse_table(name) for name in names}
+    previous_key = key_of(hour_of(key) - timedelta(hours=1))
+    continues = all(table.has_hour(spark, previous_key) for table in tables.values())
+    frame, products = hour_sales(spark, storage, key, rebuild=not continues)
+    frame = frame.persist()
+    try:
+        added = fact_totals(frame).collect()[0].asDict()
+        results = {}
+        for name, table in tables.items():
+            build, measures, within = INSIGHTS[name]
+            previous = table.hour(spark, previous_key) if continues else None
+            before = {m: 0 for m in measures}
+            if previous is not None:
+                sums = previous.agg(*[F.sum(m).alias(m) for m in measures]).collect()[0]
+                before = {m: sums[m] or 0 for m in measures}
+            table.write(spark, as_of(build(frame, previous, products), hour_of(key)), key)
+            written = table.hour(spark, key).drop("ingest_date", "ingest_hour")
+            rows = [r.asDict() for r in written.orderBy(*within, "rank").collect()]
+            totals = {
+                m: {
+                    "snapshot": sum(r[m] for r in rows),
+                    "previous_hour": before[m],
+                    "facts_of_the_hour": added[m] or 0,
+                }
+                for m in measures
+            }
+            results[name] = {
+                "rows": rows,
+                "rebuilt": not continues,
+                "ranks_ok": ranks_contiguous(rows, within),
+                "totals": totals,
+                "totals_ok": all(
+                    t["snapshot"] == t["previous_hour"] + t["facts_of_the_hour"]
+                    for t in totals.values()
+                ),
+            }
+        return results
+    finally:
+        frame.unpersist()
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            name,
+            partitions_def=hourly_partitions,
+            deps=["fact_branch_sales", "fact_online_sales", "dim_product", own_previous_hour(name)],
+            group_name="outputs",
+            kinds={"spark", "hive"},
+            automation_condition=follows_new_facts(),
+            description=f"retail_dwh.{name}: one ranked snapshot per hour over all facts so far.",
+        )
+        for name in INSIGHTS
+    ],
+    check_specs=[
+        AssetCheckSpec(check, asset=name) for name in INSIGHTS for check in (RANKS, TOTALS)
+    ],
+    backfill_policy=BackfillPolicy.single_run(),
+    # Subsettable: one insight can be materialized alone, and Dagster's automation treats each
+    # as its own step (a non-subsettable multi-asset with self-dependencies gets its previous
+    # hour requested too).
+    can_subset=True,
+)
+def marketing_insights(
+    context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
+):
+    """The selected insights from one read of each hour's facts, hours in order."""
+    session = spark.spark_session
+    names = [name for name in INSIGHTS if AssetKey(name) in context.selected_asset_keys]
+    hours, rows_of = {}, {}
+    for key in context.partition_keys:  # in order: each hour builds on the one before
+        hours[key] = snapshot_hour(session, storage, key, names)
+        rows_of = {name: result.pop("rows") for name, result in hours[key].items()}
+    last = hours[context.partition_keys[-1]]
+    for name in names:
+        within = INSIGHTS[name][2]
+        rows = rows_of[name]
+        unranked = [key for key, result in hours.items() if not result[name]["ranks_ok"]]
+        off = {key: r[name]["totals"] for key, r in hours.items() if not r[name]["totals_ok"]}
+        checks = [
+            AssetCheckResult(
+                asset_key=AssetKey(name), check_name=RANKS, passed=not unranked,
+                metadata={"hours_with_gaps": as_json(unranked),
+                          "ranked_within": ", ".join(within) or "all rows"},
+            ),
+            AssetCheckResult(
+                asset_key=AssetKey(name), check_name=TOTALS, passed=not off,
+                metadata={"totals": as_json(last[name]["totals"]), "hours_off": as_json(off)},
+            ),
+        ]  # fmt: skip
+        yield MaterializeResult(
+            asset_key=name,
+            metadata={
+                "rows": len(rows),
+                "as_of_hour": context.partition_keys[-1],
+                "rebuilt_hours": sum(r[name]["rebuilt"] for r in hours.values()),
+                "table": storage.warehouse_table(name).name,
+                "top_rows": markdown_table(
+                    [{c: r[c] for c in r if c != "as_of_hour"} for r in rows], limit=15
+                ),
+                "chart": chart(name, rows),
+            },
+            check_results=[
+                check
+                for check in checks
+                if AssetCheckKey(AssetKey(name), check.check_name)
+                in context.selected_asset_check_keys
+            ],
+        )
