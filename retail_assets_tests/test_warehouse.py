@@ -6,6 +6,7 @@ group order, independently of the transforms; the hourly job runs as Dagster run
 """
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -216,11 +217,18 @@ def test_dim_date_covers_every_fact_date_once(spark, warehouse, source):
 # ---------------------------------------------------------------- idempotence and layout
 
 
-def test_rerunning_any_hour_leaves_every_table_identical(spark, settings, warehouse):
+def test_rerunning_any_hour_leaves_every_table_and_csv_identical(spark, settings, warehouse):
     storage, keys = warehouse
     before = {name: contents(spark, storage, name) for name in TABLES}
-    run(settings, storage, [keys[1], keys[0]])
+    exports = Path(storage.exports.path("b2b"))
+    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in exports.iterdir()}
+    assert len(files) == 2  # the replay crossed midnight
+    run(settings, storage, [keys[2], keys[1]])  # one hour of each day, later one first
     assert {name: contents(spark, storage, name) for name in TABLES} == before
+    assert sorted(p.name for p in exports.iterdir()) == sorted(files)  # no temporary file left
+    for name, (body, mtime) in files.items():
+        assert (exports / name).stat().st_mtime_ns != mtime, f"{name} was not rewritten"
+        assert (exports / name).read_bytes() == body, name
 
 
 def test_one_run_backfill_equals_hour_by_hour(spark, settings, warehouse, source, tmp_path):
