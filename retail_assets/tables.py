@@ -28,15 +28,8 @@ class HourlyTable:
     sub_partition: str | None = None  # e.g. transaction_month, under each hour
 
     def ensure(self, spark: SparkSession, frame: DataFrame) -> None:
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {self.name.split('.')[0]}")
-        data = [f for f in frame.schema.fields if f.name != self.sub_partition]
-        columns = [f"`{f.name}` {f.dataType.simpleString()}" for f in data]
         partitions = [*HOUR_COLUMNS, *([self.sub_partition] if self.sub_partition else [])]
-        columns += [f"`{name}` string" for name in partitions]
-        spark.sql(
-            f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(columns)}) USING parquet "
-            f"PARTITIONED BY ({', '.join(partitions)}) LOCATION '{self.location}'"
-        )
+        ensure_table(spark, self.name, self.location, frame, partitions)
 
     def write(self, spark: SparkSession, frame: DataFrame, key: str) -> str:
         """Replace hour `key` with `frame`; returns the hour's folder."""
@@ -90,6 +83,20 @@ class HourlyTable:
         """The given hours (through the metastore: an empty hour still has the schema)."""
         label = F.concat_ws(" ", *HOUR_COLUMNS)
         return spark.table(self.name).where(label.isin([f"{hour_of(k):%Y-%m-%d %H}" for k in keys]))
+
+
+def ensure_table(
+    spark: SparkSession, name: str, location: str, frame: DataFrame, partitions: list[str]
+) -> None:
+    """A parquet table at `location` with `frame`'s columns, partitioned by string columns."""
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {name.split('.')[0]}")
+    data = [f for f in frame.schema.fields if f.name not in partitions]
+    columns = [f"`{f.name}` {f.dataType.simpleString()}" for f in data]
+    columns += [f"`{column}` string" for column in partitions]
+    spark.sql(
+        f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}) USING parquet "
+        f"PARTITIONED BY ({', '.join(partitions)}) LOCATION '{location}'"
+    )
 
 
 def partition_spec(key: str) -> str:

@@ -18,6 +18,7 @@ os.environ.update(
     RETAIL_HOME=str(_HOME),
     RETAIL_SPARK_PORT=str(free_port()),
     RETAIL_SPARK_DRIVER_MEMORY="2g",
+    RETAIL_KAFKA_PORT=str(free_port()),
     DAGSTER_HOME=str(_HOME / "dagster"),
 )
 for name in (
@@ -27,10 +28,15 @@ for name in (
     "RETAIL_SPARK_REMOTE",
     "RETAIL_SPARK_MASTER",
     "RETAIL_WAREHOUSE_DIR",
+    "RETAIL_KAFKA_BOOTSTRAP",
+    "RETAIL_KAFKA_TOPIC",
+    "RETAIL_KAFKA_SECURITY_PROTOCOL",
+    "RETAIL_KAFKA_USERNAME",
+    "RETAIL_KAFKA_PASSWORD",
 ):
     os.environ.pop(name, None)
 
-from retail_assets import spark_server  # noqa: E402
+from retail_assets import kafka_broker, spark_server  # noqa: E402
 from retail_assets.settings import Settings, prepare_dagster_home  # noqa: E402
 
 prepare_dagster_home(Settings.from_env())
@@ -52,6 +58,16 @@ def spark(settings):
         yield session
     finally:
         spark_server.down(settings)
+
+
+@pytest.fixture(scope="session")
+def kafka(settings):
+    """The session's Kafka broker (Tansu; started once, stopped by its PID at the end)."""
+    try:
+        kafka_broker.up(settings)
+        yield settings.kafka_bootstrap
+    finally:
+        kafka_broker.down(settings)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,204 @@
+"""app_events: app-log events from Kafka, landed by Spark Structured Streaming, a pass per run.
+
+Two queries, each with its own checkpoint under lake/streaming/_checkpoints: the events
+(retail_dwh.app_events, parquet by event_date/event_hour) and their counts per eventType in
+5-minute event-time windows (retail_dwh.app_event_counts). Each run reads what the broker
+holds beyond its checkpoint, at most `max_records_per_partition` per partition, and stops
+(trigger availableNow).
+
+Exactly once: a micro-batch's offsets are fixed in the checkpoint before it runs, and its
+sink replaces the batch's own partitions (…/batch_id=N) by dynamic partition overwrite. A
+batch cut short (kill -9) is run again with the same offsets and writes the same files.
+"""
+
+import json
+import time
+from collections.abc import Callable
+
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from retail_assets.metadata import as_json, markdown_table
+from retail_assets.resources import KafkaResource, SparkResource, StorageResource
+from retail_assets.streaming.checkpoint import Commit, lag, last_commit
+from retail_assets.streaming.kafka_source import (
+    CONFIG_PREFIX,
+    KafkaSource,
+    behind_checkpoint,
+    capped,
+    end_offsets,
+    start_offsets,
+)
+from retail_assets.tables import ensure_table
+from retail_assets.transforms.events import parse_events, window_counts
+
+EVENTS, COUNTS = "app_events", "app_event_counts"
+PARTITIONS = {EVENTS: ["event_date", "event_hour"], COUNTS: ["window_date"]}
+TRANSFORMS: dict[str, Callable[[DataFrame], DataFrame]] = {
+    EVENTS: parse_events,
+    COUNTS: lambda records: window_counts(parse_events(records)),
+}
+
+
+IDLE_TIMEOUT_S = 900
+
+
+class AppEventsConfig(Config):
+    max_per_partition: int = 200_000  # records of each partition one run reads at most
+
+
+def checkpoint_parts(name: str) -> tuple[str, ...]:
+    return ("streaming", "_checkpoints", name)
+
+
+def batch_writer(table: str, location: str, partitions: list[str]):
+    """foreachBatch sink: replace this batch's partitions, then register them."""
+
+    def write(frame: DataFrame, batch_id: int) -> None:
+        rows = frame.withColumn("batch_id", F.lit(str(batch_id))).persist()
+        try:
+            columns = [*partitions, "batch_id"]
+            (rows.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+             .partitionBy(*columns).parquet(location))  # fmt: skip
+            spark = frame.sparkSession
+            ensure_table(spark, table, location, rows, columns)
+            values = [r.asDict() for r in rows.select(*columns).distinct().collect()]
+            if values:
+                specs = " ".join(
+                    "PARTITION ("
+                    + ", ".join(f"{c}='{v[c]}'" for c in columns)
+                    + ") LOCATION '"
+                    + location
+                    + "/"
+                    + "/".join(f"{c}={v[c]}" for c in columns)
+                    + "'"
+                    for v in values
+                )
+                spark.sql(f"ALTER TABLE {table} ADD IF NOT EXISTS {specs}")
+        finally:
+            rows.unpersist()
+
+    return write
+
+
+def run_query(
+    spark: SparkSession,
+    kafka: KafkaResource,
+    storage: StorageResource,
+    name: str,
+    ending: dict[str, int],
+) -> None:
+    """One pass of query `name`, up to the offsets `ending`.
+
+    The events query runs availableNow. The window counts run on a processing-time trigger
+    until they have caught up and gone idle: Spark emits a window in append mode only in a
+    batch after the one whose watermark passed it, and with this source availableNow stops
+    after one batch, which would leave the closed windows for the next run.
+    """
+    raw = (
+        spark.readStream.format(KafkaSource.name())
+        .option("topic", kafka.topic)
+        .options(**{CONFIG_PREFIX + k: v for k, v in kafka.client_config().items()})
+        .option("endingOffsets", json.dumps(ending))
+        .load()
+    )
+    table = f"{storage.warehouse_database}.{name}"
+    writer = (
+        TRANSFORMS[name](raw)
+        .writeStream.queryName(name)
+        .option("checkpointLocation", storage.lake.uri(*checkpoint_parts(name)))
+        .foreachBatch(batch_writer(table, storage.lake.uri("streaming", name), PARTITIONS[name]))
+    )
+    if name == EVENTS:
+        query = writer.trigger(availableNow=True).start()
+        query.awaitTermination()
+    else:
+        query = writer.trigger(processingTime="1 second").start()
+        try:
+            wait_until_idle(query, storage, name, ending)
+        finally:
+            query.stop()
+    if query.exception() is not None:
+        raise RuntimeError(f"streaming query {name} failed: {query.exception()}")
+
+
+def wait_until_idle(query, storage: StorageResource, name: str, ending: dict[str, int]) -> None:
+    """Until the query has committed `ending` and has nothing left to run (no data, no
+    watermark batch pending)."""
+    deadline = time.monotonic() + IDLE_TIMEOUT_S
+    while query.isActive:
+        commit = last_commit(storage.lake, *checkpoint_parts(name))
+        status = query.status
+        reached = commit is not None and commit.offsets == ending
+        if reached and not status["isDataAvailable"] and not status["isTriggerActive"]:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"streaming query {name} did not catch up within {IDLE_TIMEOUT_S}s")
+        time.sleep(0.5)
+
+
+def pass_summary(before: Commit | None, after: Commit | None, starts: dict, seconds: float):
+    """What one pass read, from the checkpoint before and after it."""
+    if after is None:
+        return {"batches": 0, "input_rows": 0, "rows_per_second": 0.0}
+    base = before.offsets if before else starts
+    rows = sum(o - base.get(p, starts.get(p, 0)) for p, o in after.offsets.items())
+    return {
+        "batches": after.batch - (before.batch if before else -1),
+        "input_rows": rows,
+        "rows_per_second": round(rows / seconds, 1) if seconds else 0.0,
+    }
+
+
+@asset(group_name="streaming", kinds={"spark", "kafka"})
+def app_events(
+    context: AssetExecutionContext,
+    config: AppEventsConfig,
+    spark: SparkResource,
+    storage: StorageResource,
+    kafka: KafkaResource,
+) -> MaterializeResult:
+    """retail_dwh.app_events (known fields typed, unknown ones in extra_fields) and
+    retail_dwh.app_event_counts (per eventType, 5-minute windows, watermark 10 minutes)."""
+    session = spark.spark_session
+    session.dataSource.register(KafkaSource)
+    client = kafka.client_config()
+    starts = start_offsets(client, kafka.topic)
+    summary = {}
+    for name in (EVENTS, COUNTS):
+        before = last_commit(storage.lake, *checkpoint_parts(name))
+        ends = end_offsets(client, kafka.topic)
+        start = before.offsets if before else starts
+        behind_checkpoint(start, ends)
+        ending = capped(start, ends, config.max_per_partition)
+        began = time.monotonic()
+        if any(e > start.get(p, 0) for p, e in ending.items()):
+            run_query(session, kafka, storage, name, ending)
+        after = last_commit(storage.lake, *checkpoint_parts(name))
+        summary[name] = {
+            **pass_summary(before, after, starts, time.monotonic() - began),
+            "start_offsets": start,
+            "end_offsets": after.offsets if after else start,
+            "remaining_lag": lag(end_offsets(client, kafka.topic), after, starts),
+        }
+        context.log.info(f"{name}: {summary[name]['input_rows']} records in "
+                         f"{summary[name]['batches']} batches")  # fmt: skip
+    events, table = summary[EVENTS], f"{storage.warehouse_database}.{EVENTS}"
+    latest = []
+    if session.catalog.tableExists(table):
+        preview = session.table(table).drop("raw_value").orderBy(F.desc("kafka_timestamp"))
+        latest = [r.asDict() for r in preview.limit(5).collect()]
+    return MaterializeResult(
+        metadata={
+            "batches": events["batches"],
+            "input_rows": events["input_rows"],
+            "rows_per_second": events["rows_per_second"],
+            "start_offsets": as_json(events["start_offsets"]),
+            "end_offsets": as_json(events["end_offsets"]),
+            "remaining_lag": as_json(events["remaining_lag"]),
+            "window_counts": as_json(summary[COUNTS]),
+            "table": MetadataValue.text(table),
+            "latest_events": markdown_table(latest, limit=5),
+        }
+    )

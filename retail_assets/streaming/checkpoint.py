@@ -1,0 +1,37 @@
+"""What a streaming query's checkpoint says it has committed (read without Spark).
+
+Spark keeps `offsets/<batch>` (planned: a version line, a metadata line, then one line per
+source) and `commits/<batch>` (done). The committed position is the end offsets of the newest
+batch that has both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from retail_assets.lake import Lake
+
+
+@dataclass(frozen=True)
+class Commit:
+    batch: int
+    offsets: dict[str, int]  # {"<partition>": next offset to read} of the query's one source
+
+
+def last_commit(lake: Lake, *checkpoint: str) -> Commit | None:
+    """The newest committed batch of the query; None if none has been committed yet."""
+    batches = [int(n) for n in lake.list_names(*checkpoint, "commits") if n.isdigit()]
+    if not batches:
+        return None
+    planned = lake.read_bytes(*checkpoint, "offsets", str(max(batches)))
+    if planned is None:
+        raise ValueError(f"checkpoint {'/'.join(checkpoint)}: batch {max(batches)} has no offsets")
+    source = json.loads(planned.decode().splitlines()[2])
+    return Commit(max(batches), {p: int(o) for p, o in source.items()})
+
+
+def lag(ends: dict[str, int], commit: Commit | None, starts: dict[str, int]) -> dict:
+    """Records per partition the query has not committed (from the broker's start if none)."""
+    base = commit.offsets if commit is not None else starts
+    return {p: max(0, e - base.get(p, starts.get(p, 0))) for p, e in ends.items()}

@@ -1,0 +1,186 @@
+"""A Kafka source for Spark Structured Streaming on Spark's Python Data Source API.
+
+Spark here has no Kafka connector (DESIGN.md §4), so this source reads with confluent-kafka:
+offsets are {"<partition>": next offset}, a micro-batch reads [start, end) of each partition,
+and the query's checkpoint holds the offsets, so a restart re-reads exactly the batch it had
+not committed. Where a cluster has the official connector, `format("kafka")` is a setting.
+
+The end of a partition is found by reading from the listed high watermark until the fetch
+says end-of-partition: Tansu lists the last batch's base offset + 1 rather than the true end
+(DESIGN.md §3), and a fetch response carries the true high watermark.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+
+CONFIG_PREFIX = "kafka."
+RAW_SCHEMA = (
+    "kafka_partition int, kafka_offset bigint, kafka_timestamp timestamp, key string, value string"
+)
+TIMEOUT_S = 30
+
+
+def consumer(config: dict[str, str]) -> Consumer:
+    """A consumer that never joins a group (assign only) and reports end-of-partition."""
+    return Consumer({
+        **config,
+        "group.id": "retail-assets-reader",  # required by librdkafka, never joined or committed
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 100,
+    })  # fmt: skip
+
+
+def end_offsets(config: dict[str, str], topic: str, timeout: float = TIMEOUT_S) -> dict[str, int]:
+    """{"<partition>": true end offset} of the topic; {} if the topic does not exist yet."""
+    client = consumer(config)
+    try:
+        metadata = client.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            return {}
+        starts = []
+        for partition in metadata.partitions:
+            low, listed = client.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout
+            )
+            starts.append(TopicPartition(topic, partition, max(listed - 1, low)))
+        client.assign(starts)
+        ends: dict[str, int] = {}
+        deadline = time.monotonic() + timeout
+        while len(ends) < len(starts):
+            if time.monotonic() > deadline:
+                raise KafkaException(f"no end-of-partition from {topic} within {timeout}s")
+            message = client.poll(0.2)
+            if message is not None and message.error() is not None:
+                if message.error().code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(message.error())
+                ends[str(message.partition())] = message.offset()
+        return dict(sorted(ends.items(), key=lambda item: int(item[0])))
+    finally:
+        client.close()
+
+
+def start_offsets(config: dict[str, str], topic: str) -> dict[str, int]:
+    """{"<partition>": earliest offset still held by the broker}."""
+    client = consumer(config)
+    try:
+        metadata = client.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return {}
+        return {
+            str(p): client.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT_S)[0]
+            for p in sorted(metadata.partitions)
+        }
+    finally:
+        client.close()
+
+
+def capped(start: dict[str, int], end: dict[str, int], per_partition: int) -> dict[str, int]:
+    """The end of a run that reads at most `per_partition` records of each partition."""
+    return {p: min(e, start.get(p, 0) + per_partition) for p, e in end.items()}
+
+
+def behind_checkpoint(start: dict[str, int], end: dict[str, int]) -> None:
+    """Refuse offsets that went backwards (topic re-created, or a broker that lost its data):
+    reading on would silently skip the new records."""
+    behind = {p: (start[p], e) for p, e in end.items() if e < start.get(p, 0)}
+    if behind:
+        raise KafkaException(
+            f"the broker's end offsets are behind the checkpoint {behind} (partition: "
+            "(checkpoint, broker)): the topic was re-created or lost data. Nothing was read; "
+            "to start over, remove the stream's checkpoint folder."
+        )
+
+
+class KafkaSlice(InputPartition):
+    def __init__(self, partition: int, start: int, end: int):
+        super().__init__((partition, start, end))
+        self.partition, self.start, self.end = partition, start, end
+
+
+def read_slice(config: dict[str, str], topic: str, piece: KafkaSlice) -> Iterator[tuple]:
+    """The records [start, end) of one partition, as RAW_SCHEMA rows."""
+    client = consumer(config)
+    try:
+        client.assign([TopicPartition(topic, piece.partition, piece.start)])
+        position, deadline = piece.start, time.monotonic() + TIMEOUT_S
+        while position < piece.end:
+            messages = client.consume(num_messages=min(piece.end - position, 5000), timeout=1)
+            for message in messages:
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    position = max(position, message.offset())  # a gap (e.g. a marker) at the end
+                    continue
+                if error is not None:
+                    raise KafkaException(error)
+                if message.offset() >= piece.end:
+                    return
+                _, millis = message.timestamp()
+                key = message.key()
+                yield (
+                    message.partition(),
+                    message.offset(),
+                    datetime.fromtimestamp(millis / 1000, UTC),
+                    key.decode("utf-8", errors="replace") if key is not None else None,
+                    message.value().decode("utf-8", errors="replace"),
+                )
+                position = message.offset() + 1
+            if messages:
+                deadline = time.monotonic() + TIMEOUT_S
+            elif time.monotonic() > deadline:
+                raise KafkaException(
+                    f"{topic}[{piece.partition}]: offsets {position}..{piece.end} were not "
+                    f"readable within {TIMEOUT_S}s"
+                )
+    finally:
+        client.close()
+
+
+class KafkaStreamReader(DataSourceStreamReader):
+    def __init__(self, options: dict[str, str]):
+        self.config = {k[len(CONFIG_PREFIX) :]: v for k, v in options.items()
+                       if k.startswith(CONFIG_PREFIX)}  # fmt: skip
+        self.topic = options["topic"]
+        # The run's planned end (the asset caps a run); absent: everything available.
+        self.planned = json.loads(options.get("endingOffsets") or "{}")
+
+    def initialOffset(self) -> dict:
+        return start_offsets(self.config, self.topic)
+
+    def latestOffset(self) -> dict:
+        ends = end_offsets(self.config, self.topic)
+        return {p: min(e, self.planned.get(p, e)) for p, e in ends.items()}
+
+    def partitions(self, start: dict, end: dict) -> list[KafkaSlice]:
+        behind_checkpoint(start, end)
+        return [
+            KafkaSlice(int(p), start.get(p, 0), e) for p, e in end.items() if e > start.get(p, 0)
+        ]
+
+    def read(self, partition: KafkaSlice) -> Iterator[tuple]:
+        return read_slice(self.config, self.topic, partition)
+
+    def commit(self, end: dict) -> None:
+        """Nothing to do: the checkpoint is the record of what was read."""
+
+
+class KafkaSource(DataSource):
+    """`spark.readStream.format("retail_kafka").option("topic", …).option("kafka.<setting>", …)`"""
+
+    @classmethod
+    def name(cls) -> str:
+        return "retail_kafka"
+
+    def schema(self) -> str:
+        return RAW_SCHEMA
+
+    def streamReader(self, schema) -> KafkaStreamReader:
+        return KafkaStreamReader(self.options)

@@ -1,0 +1,75 @@
+"""App-log events (SPEC.md §5): Kafka records → typed events, nothing dropped.
+
+Known fields are typed; every other top-level field is kept, as JSON, in `extra_fields`. A
+record that is not a JSON object with a readable timestamp is kept whole in `raw_value` and
+flagged `is_valid = false`, landed under its Kafka timestamp's hour.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+KNOWN_FIELDS = {
+    "eventType": "string",
+    "customerId": "string",
+    "productId": "string",
+    "timestamp": "string",
+    "metadata": "map<string,string>",  # {} or {category, source}; new keys are kept too
+    "quantity": "int",
+    "totalAmount": "decimal(18,2)",
+    "paymentMethod": "string",
+    "recommendedProductId": "string",
+    "algorithm": "string",
+}
+COLUMN_NAMES = {
+    "eventType": "event_type",
+    "customerId": "customer_id",
+    "productId": "product_id",
+    "recommendedProductId": "recommended_product_id",
+    "totalAmount": "total_amount",
+    "paymentMethod": "payment_method",
+}
+EVENT_TIME_PATTERN = "yyyy-MM-dd'T'HH:mm:ss"
+
+
+def parse_events(records: DataFrame) -> DataFrame:
+    """Raw Kafka rows (kafka_partition, kafka_offset, kafka_timestamp, key, value) → events."""
+    schema = ", ".join(f"`{name}` {kind}" for name, kind in KNOWN_FIELDS.items())
+    fields = F.from_json("value", schema)
+    everything = F.from_json("value", "map<string,string>")
+    unknown = F.map_filter(everything, lambda k, _: ~k.isin(*KNOWN_FIELDS))
+    event_time = F.to_timestamp(fields["timestamp"], EVENT_TIME_PATTERN)
+    valid = everything.isNotNull() & event_time.isNotNull()
+    landed_at = F.coalesce(event_time, F.col("kafka_timestamp"))
+    return records.select(
+        *[fields[name].alias(COLUMN_NAMES.get(name, name)) for name in KNOWN_FIELDS
+          if name != "timestamp"],
+        event_time.alias("event_time"),
+        F.when(F.size(unknown) > 0, F.to_json(unknown)).alias("extra_fields"),
+        valid.alias("is_valid"),
+        F.when(~valid, F.col("value")).alias("raw_value"),
+        "kafka_partition",
+        "kafka_offset",
+        "kafka_timestamp",
+        F.date_format(landed_at, "yyyy-MM-dd").alias("event_date"),
+        F.date_format(landed_at, "HH").alias("event_hour"),
+    )  # fmt: skip
+
+
+def window_counts(events: DataFrame, window: str = "5 minutes", delay: str = "10 minutes"):
+    """Events per eventType in event-time windows; a window is final once the watermark
+    (latest event time − `delay`) passes its end, and only then emitted (append mode)."""
+    return (
+        events.where("is_valid")
+        .withWatermark("event_time", delay)
+        .groupBy(F.window("event_time", window), "event_type")
+        .agg(F.count("*").alias("events"))
+        .select(
+            F.col("window.start").alias("window_start"),
+            F.col("window.end").alias("window_end"),
+            "event_type",
+            "events",
+            F.date_format("window.start", "yyyy-MM-dd").alias("window_date"),
+        )
+    )

@@ -1,0 +1,231 @@
+"""The streaming path against a real Kafka-protocol broker (the session's Tansu) and the
+session's Spark server: producer, source, app_events, window counts, the Kafka sensor, and
+exactly-once across a kill -9.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
+
+from retail_assets.assets.streaming import app_events, checkpoint_parts
+from retail_assets.definitions import defs
+from retail_assets.jobs import app_events_job
+from retail_assets.resources import KafkaResource, StorageResource, spark_resource
+from retail_assets.sensors import kafka_sensor
+from retail_assets.services import ServiceError, free_port
+from retail_assets.streaming.events import events, produce
+from retail_assets.streaming.kafka_source import end_offsets
+
+TOPIC = "t_app_logs"
+START = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
+SPACING = timedelta(seconds=2)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory, kafka):
+    base = tmp_path_factory.mktemp("stream")
+    storage = StorageResource(
+        landing_dir=str(base / "landing"),
+        lake_root=str(base / "lake"),
+        exports_dir=str(base / "exports"),
+        lake_database="t_lake_stream",
+        warehouse_database="t_dwh_stream",
+    )
+    return storage, KafkaResource(bootstrap_servers=kafka, topic=TOPIC), []
+
+
+def send(stream, count, seed, start, extra=None):
+    """Produce `count` events and remember what was sent (the test's own record)."""
+    _, kafka, sent = stream
+    batch = list(events(count, seed, start=start, spacing=SPACING, extra=extra))
+    report = produce(kafka.client_config(), kafka.topic, iter(batch))
+    assert report["delivered"] == count and report["failed"] == 0
+    sent.extend(batch)
+
+
+def stream_pass(settings, stream, max_per_partition=200_000):
+    storage, kafka, _ = stream
+    result = materialize(
+        [app_events],
+        resources={"spark": spark_resource(settings), "storage": storage, "kafka": kafka},
+        run_config={"ops": {"app_events": {"config": {"max_per_partition": max_per_partition}}}},
+    )
+    assert result.success
+    return result.asset_materializations_for_node("app_events")[0].metadata
+
+
+def landed(spark, storage, table="app_events"):
+    return spark.table(f"{storage.warehouse_database}.{table}")
+
+
+# ---------------------------------------------------------------- producer and broker
+
+
+def test_end_offsets_see_the_true_end_despite_the_listed_watermark(kafka):
+    config = {"bootstrap.servers": kafka}
+    producer = Producer({**config, "linger.ms": 200})
+    for n in range(500):  # batched: Tansu lists the last batch's base offset + 1
+        producer.produce("t_quirk", str(n).encode(), partition=0)
+    assert producer.flush(30) == 0
+    probe = Consumer({**config, "group.id": "t"})
+    _, listed = probe.get_watermark_offsets(TopicPartition("t_quirk", 0), timeout=10)
+    probe.close()
+    assert end_offsets(config, "t_quirk")["0"] == 500
+    assert listed <= 500  # what a reader trusting the listed watermark would stop at
+
+
+def test_produce_to_an_unreachable_broker_is_a_clear_error():
+    config = {"bootstrap.servers": f"127.0.0.1:{free_port()}"}
+    with pytest.raises(ServiceError, match="unreachable"):
+        produce(config, TOPIC, events(1, seed=1))
+
+
+# ---------------------------------------------------------------- landing
+
+
+def test_produced_events_land_exactly_once_with_unknown_fields_kept(spark, settings, stream):
+    storage, kafka, sent = stream
+    send(stream, 900, seed=1, start=START, extra={"campaign": "spring"})
+    odd = {**next(events(1, 2, start=START)), "device": {"os": "ios", "version": 17}}
+    produce(kafka.client_config(), kafka.topic, iter([odd]))
+    sent.append(odd)
+    raw = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    raw.produce(TOPIC, b"not json")
+    assert raw.flush(30) == 0
+
+    metadata = stream_pass(settings, stream)
+
+    rows = landed(spark, storage).collect()
+    assert len(rows) == len(sent) + 1
+    assert len({(r.kafka_partition, r.kafka_offset) for r in rows}) == len(rows)
+    assert metadata["input_rows"].value == len(rows)
+    assert sum(metadata["remaining_lag"].value.values()) == 0
+    valid = [r for r in rows if r.is_valid]
+    got = Counter((r.event_type, r.customer_id, r.event_time.strftime("%Y-%m-%dT%H:%M:%S"))
+                  for r in valid)  # fmt: skip
+    assert got == Counter((e["eventType"], e["customerId"], e["timestamp"]) for e in sent)
+    extras = [json.loads(r.extra_fields) for r in valid]
+    assert sum(e == {"campaign": "spring"} for e in extras) == 900
+    (device,) = [e["device"] for e in extras if "device" in e]
+    assert json.loads(device) == {"os": "ios", "version": 17}
+    (bad,) = [r for r in rows if not r.is_valid]
+    assert bad.raw_value == "not json"
+    purchases = [r for r in valid if r.event_type == "purchase"]
+    assert purchases and all(r.quantity and r.total_amount and r.payment_method for r in purchases)
+
+
+def test_window_counts_equal_a_count_over_the_landed_events(spark, stream):
+    storage, _, _ = stream
+    events_ = landed(spark, storage).where("is_valid").collect()
+    counted = Counter()
+    for r in events_:
+        start = r.event_time.replace(minute=r.event_time.minute // 5 * 5, second=0)
+        counted[(start, r.event_type)] += 1
+    # final = the watermark (latest event time - 10 minutes) has passed the window's end
+    watermark = max(r.event_time for r in events_) - timedelta(minutes=10)
+    final = {k: n for k, n in counted.items() if k[0] + timedelta(minutes=5) <= watermark}
+    windows = landed(spark, storage, "app_event_counts").collect()
+    assert final and len(windows) == len(final)  # each final window once, no open one
+    assert {(w.window_start, w.event_type): w.events for w in windows} == final
+
+
+def test_events_produced_between_runs_are_landed_by_the_next_run(spark, settings, stream):
+    storage, _, sent = stream
+    before = landed(spark, storage).count()
+    send(stream, 300, seed=3, start=START + 901 * SPACING)
+    metadata = stream_pass(settings, stream)
+    assert metadata["input_rows"].value == 300
+    assert landed(spark, storage).count() == before + 300
+
+
+# ---------------------------------------------------------------- the sensor
+
+
+def sensor_decision(stream, instance, kafka=None):
+    storage, own, _ = stream
+    resources = {"kafka": kafka or own, "storage": storage}
+    context = build_sensor_context(instance=instance, resources=resources)
+    return kafka_sensor(context)
+
+
+def test_sensor_requests_a_run_only_for_uncommitted_events(spark, settings, stream):
+    with DagsterInstance.ephemeral() as instance:
+        idle = sensor_decision(stream, instance)
+        assert isinstance(idle, SkipReason) and "no events" in idle.skip_message
+        send(stream, 50, seed=4, start=START + 1300 * SPACING)
+        request = sensor_decision(stream, instance)
+        assert isinstance(request, RunRequest)
+        assert request.tags["retail/lane"] == "streaming"
+        assert sensor_decision(stream, instance).run_key == request.run_key  # same offsets
+
+        job = defs.resolve_job_def(app_events_job.name)
+        instance.create_run_for_job(job, status=DagsterRunStatus.STARTED)
+        busy = sensor_decision(stream, instance)
+        assert isinstance(busy, SkipReason) and "in flight" in busy.skip_message
+
+    stream_pass(settings, stream)  # lands the 50
+    with DagsterInstance.ephemeral() as instance:
+        assert isinstance(sensor_decision(stream, instance), SkipReason)
+
+
+def test_sensor_skips_with_the_reason_when_the_broker_is_down(stream):
+    down = KafkaResource(bootstrap_servers=f"127.0.0.1:{free_port()}", topic=TOPIC)
+    with DagsterInstance.ephemeral() as instance:
+        decision = sensor_decision(stream, instance, kafka=down)
+    assert isinstance(decision, SkipReason) and "not reachable" in decision.skip_message
+
+
+# ---------------------------------------------------------------- kill -9
+
+
+def retail_stream(topic):
+    env = {**os.environ, "RETAIL_KAFKA_TOPIC": topic}
+    return subprocess.Popen(
+        [sys.executable, "-m", "retail_assets.cli", "stream"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def test_a_run_killed_mid_batch_then_run_again_lands_each_event_once(spark, settings, kafka):
+    from retail_assets.resources import storage_resource
+
+    topic, count = "t_kill", 40_000
+    report = produce({"bootstrap.servers": kafka}, topic, events(count, seed=5, start=START))
+    assert report["delivered"] == count
+    storage = storage_resource(settings)
+    checkpoint = storage.lake.path(*checkpoint_parts("app_events"))
+    first = retail_stream(topic)
+    try:
+        deadline = time.monotonic() + 240
+        while not os.path.exists(f"{checkpoint}/offsets/0"):  # the batch is planned, running
+            assert first.poll() is None, first.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the first pass never planned a batch"
+            time.sleep(0.1)
+        assert not os.path.exists(f"{checkpoint}/commits/0")  # …and not yet committed
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    second = retail_stream(topic)
+    output = second.communicate(timeout=600)[0].decode()
+    assert second.returncode == 0, output[-3000:]
+    rows = spark.table(f"{storage.warehouse_database}.app_events").select(
+        "kafka_partition", "kafka_offset"
+    )
+    assert rows.count() == count
+    assert rows.distinct().count() == count
