@@ -22,32 +22,29 @@ from retail_assets.settings import CHECKOUT_DIR, Settings, prepare_dagster_home 
 DEMO_START = "2025-06-01-22:00"  # crosses midnight: two ingest days
 
 
-def cmd_spark(args, settings: Settings) -> int:
-    from retail_assets import spark_server
-
-    if args.action == "up":
-        print(json.dumps(spark_server.up(settings)))
-    elif args.action == "down":
-        print("stopped" if spark_server.down(settings) else "not running")
+def serve(service, action: str, settings: Settings) -> int:
+    """up / down / status of a local server module (spark_server, kafka_broker)."""
+    if action == "up":
+        print(json.dumps(service.up(settings)))
+    elif action == "down":
+        print("stopped" if service.down(settings) else "not running")
     else:
-        status = spark_server.status(settings)
+        status = service.status(settings)
         print(json.dumps(status))
         return 0 if status["running"] else 3
     return 0
+
+
+def cmd_spark(args, settings: Settings) -> int:
+    from retail_assets import spark_server
+
+    return serve(spark_server, args.action, settings)
 
 
 def cmd_kafka(args, settings: Settings) -> int:
     from retail_assets import kafka_broker
 
-    if args.action == "up":
-        print(json.dumps(kafka_broker.up(settings)))
-    elif args.action == "down":
-        print("stopped" if kafka_broker.down(settings) else "not running")
-    else:
-        status = kafka_broker.status(settings)
-        print(json.dumps(status))
-        return 0 if status["running"] else 3
-    return 0
+    return serve(kafka_broker, args.action, settings)
 
 
 def cmd_produce(args, settings: Settings) -> int:

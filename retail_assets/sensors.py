@@ -134,7 +134,7 @@ def kafka_sensor(
         return SkipReason(f"Kafka at {kafka.bootstrap_servers} is not reachable: {error}")
     if not ends:
         return SkipReason(f"topic {kafka.topic} does not exist yet")
-    commit = last_commit(storage.lake, *checkpoint_parts(EVENTS))
+    commit = last_commit(storage.lake, *checkpoint_parts(kafka.topic, EVENTS))
     try:
         behind_checkpoint(commit.offsets if commit else starts, ends)
     except KafkaException as error:

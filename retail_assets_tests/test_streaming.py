@@ -209,7 +209,7 @@ def test_a_run_killed_mid_batch_then_run_again_lands_each_event_once(spark, sett
     report = produce({"bootstrap.servers": kafka}, topic, events(count, seed=5, start=START))
     assert report["delivered"] == count
     storage = storage_resource(settings)
-    checkpoint = storage.lake.path(*checkpoint_parts("app_events"))
+    checkpoint = storage.lake.path(*checkpoint_parts(topic, "app_events"))
     first = retail_stream(topic)
     try:
         deadline = time.monotonic() + 240
@@ -229,3 +229,28 @@ def test_a_run_killed_mid_batch_then_run_again_lands_each_event_once(spark, sett
     )
     assert rows.count() == count
     assert rows.distinct().count() == count
+
+
+def test_retail_produce_adds_the_extra_field_to_every_event(kafka):
+    result = subprocess.run(
+        [sys.executable, "-m", "retail_assets.cli", "produce", "--count", "40", "--topic",
+         "t_cli", "--extra-field", "campaign=winter", "--extra-field", "ab=b"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["delivered"] == 40
+    config = {"bootstrap.servers": kafka}
+    ends = end_offsets(config, "t_cli")
+    reader = Consumer({**config, "group.id": "t_cli", "enable.partition.eof": True})
+    reader.assign([TopicPartition("t_cli", int(p), 0) for p in ends])
+    bodies, deadline = [], time.monotonic() + 30
+    while len(bodies) < 40 and time.monotonic() < deadline:
+        message = reader.poll(0.5)
+        if message is not None and message.error() is None:
+            bodies.append(json.loads(message.value()))
+    reader.close()
+    assert len(bodies) == 40
+    assert all(b["campaign"] == "winter" and b["ab"] == "b" for b in bodies)
+    assert {b["eventType"] for b in bodies} <= {
+        "productView", "addToCart", "purchase", "recommendationClick"
+    }  # fmt: skip

@@ -1,6 +1,6 @@
 """app_events: app-log events from Kafka, landed by Spark Structured Streaming, a pass per run.
 
-Two queries, each with its own checkpoint under lake/streaming/_checkpoints: the events
+Two queries, each with its own checkpoint under lake/streaming/_checkpoints/<topic>: the events
 (retail_dwh.app_events, parquet by event_date/event_hour) and their counts per eventType in
 5-minute event-time windows (retail_dwh.app_event_counts). Each run reads what the broker
 holds beyond its checkpoint, at most `max_records_per_partition` per partition, and stops
@@ -48,8 +48,9 @@ class AppEventsConfig(Config):
     max_per_partition: int = 200_000  # records of each partition one run reads at most
 
 
-def checkpoint_parts(name: str) -> tuple[str, ...]:
-    return ("streaming", "_checkpoints", name)
+def checkpoint_parts(topic: str, name: str) -> tuple[str, ...]:
+    """A query's checkpoint, per topic: offsets of one topic mean nothing in another."""
+    return ("streaming", "_checkpoints", topic, name)
 
 
 def batch_writer(table: str, location: str, partitions: list[str]):
@@ -107,7 +108,7 @@ def run_query(
     writer = (
         TRANSFORMS[name](raw)
         .writeStream.queryName(name)
-        .option("checkpointLocation", storage.lake.uri(*checkpoint_parts(name)))
+        .option("checkpointLocation", storage.lake.uri(*checkpoint_parts(kafka.topic, name)))
         .foreachBatch(batch_writer(table, storage.lake.uri("streaming", name), PARTITIONS[name]))
     )
     if name == EVENTS:
@@ -116,19 +117,21 @@ def run_query(
     else:
         query = writer.trigger(processingTime="1 second").start()
         try:
-            wait_until_idle(query, storage, name, ending)
+            wait_until_idle(query, storage, kafka.topic, name, ending)
         finally:
             query.stop()
     if query.exception() is not None:
         raise RuntimeError(f"streaming query {name} failed: {query.exception()}")
 
 
-def wait_until_idle(query, storage: StorageResource, name: str, ending: dict[str, int]) -> None:
+def wait_until_idle(
+    query, storage: StorageResource, topic: str, name: str, ending: dict[str, int]
+) -> None:
     """Until the query has committed `ending` and has nothing left to run (no data, no
     watermark batch pending)."""
     deadline = time.monotonic() + IDLE_TIMEOUT_S
     while query.isActive:
-        commit = last_commit(storage.lake, *checkpoint_parts(name))
+        commit = last_commit(storage.lake, *checkpoint_parts(topic, name))
         status = query.status
         reached = commit is not None and commit.offsets == ending
         if reached and not status["isDataAvailable"] and not status["isTriggerActive"]:
@@ -167,7 +170,7 @@ def app_events(
     starts = start_offsets(client, kafka.topic)
     summary = {}
     for name in (EVENTS, COUNTS):
-        before = last_commit(storage.lake, *checkpoint_parts(name))
+        before = last_commit(storage.lake, *checkpoint_parts(kafka.topic, name))
         ends = end_offsets(client, kafka.topic)
         start = before.offsets if before else starts
         behind_checkpoint(start, ends)
@@ -175,7 +178,7 @@ def app_events(
         began = time.monotonic()
         if any(e > start.get(p, 0) for p, e in ending.items()):
             run_query(session, kafka, storage, name, ending)
-        after = last_commit(storage.lake, *checkpoint_parts(name))
+        after = last_commit(storage.lake, *checkpoint_parts(kafka.topic, name))
         summary[name] = {
             **pass_summary(before, after, starts, time.monotonic() - began),
             "start_offsets": start,
