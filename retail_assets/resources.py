@@ -75,6 +75,9 @@ class KafkaResource(ConfigurableResource):
     sasl_mechanism: str = "PLAIN"
     sasl_username: str = ""
     sasl_password: str = ""
+    # Spark's source: "python" (this project's, over confluent-kafka) or "kafka" (Spark's own
+    # connector, where the cluster has its jar)
+    spark_source: str = "python"
     manage_local_broker: bool = False
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
@@ -125,6 +128,7 @@ def kafka_resource(settings: Settings) -> KafkaResource:
         sasl_mechanism=settings.kafka_sasl_mechanism,
         sasl_username=secret("RETAIL_KAFKA_USERNAME"),
         sasl_password=secret("RETAIL_KAFKA_PASSWORD"),
+        spark_source=settings.kafka_spark_source,
         manage_local_broker=settings.manages_local_kafka,
     )
 

@@ -42,6 +42,7 @@ class Settings:
     kafka_topic: str
     kafka_security_protocol: str  # PLAINTEXT locally; SASL_SSL for a managed Kafka
     kafka_sasl_mechanism: str
+    kafka_spark_source: str  # python (default) or kafka (Spark's connector, if installed)
 
     @property
     def run_dir(self) -> Path:
@@ -86,6 +87,7 @@ class Settings:
             kafka_topic=env("RETAIL_KAFKA_TOPIC") or "app_logs",
             kafka_security_protocol=env("RETAIL_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
             kafka_sasl_mechanism=env("RETAIL_KAFKA_SASL_MECHANISM") or "PLAIN",
+            kafka_spark_source=env("RETAIL_KAFKA_SPARK_SOURCE") or "python",
         )
 
 

@@ -254,3 +254,37 @@ def test_retail_produce_adds_the_extra_field_to_every_event(kafka):
     assert {b["eventType"] for b in bodies} <= {
         "productView", "addToCart", "purchase", "recommendationClick"
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------- small pure parts
+
+
+@pytest.mark.parametrize(
+    "source_line",
+    ['{"0": 7, "1": 9}', '{"t": {"0": 7, "1": 9}}'],  # this project's source; Spark's connector
+)
+def test_the_checkpoint_says_what_the_newest_committed_batch_reached(tmp_path, source_line):
+    from retail_assets.lake import Lake
+    from retail_assets.streaming.checkpoint import last_commit
+
+    for batch, line in ((0, '{"0": 3, "1": 4}'), (1, source_line), (2, '{"0": 8, "1": 9}')):
+        (tmp_path / "offsets").mkdir(exist_ok=True)
+        (tmp_path / "offsets" / str(batch)).write_text(f'v1\n{{"batchWatermarkMs":0}}\n{line}')
+    (tmp_path / "commits").mkdir()
+    for batch in (0, 1):  # batch 2 is planned, not committed
+        (tmp_path / "commits" / str(batch)).write_text("v1\n{}")
+    (tmp_path / "commits" / ".1.crc").write_text("")
+    commit = last_commit(Lake(str(tmp_path)))
+    assert (commit.batch, commit.offsets) == (1, {"0": 7, "1": 9})
+
+
+def test_sasl_settings_reach_spark_connector_as_java_client_options():
+    from retail_assets.streaming.kafka_source import java_client_options
+
+    options = java_client_options({
+        "bootstrap.servers": "b:9092", "security.protocol": "SASL_SSL",
+        "sasl.mechanisms": "PLAIN", "sasl.username": "u", "sasl.password": "p",
+    })  # fmt: skip
+    assert options["kafka.security.protocol"] == "SASL_SSL"
+    assert options["kafka.sasl.mechanism"] == "PLAIN"
+    assert 'username="u" password="p"' in options["kafka.sasl.jaas.config"]

@@ -28,6 +28,8 @@ def last_commit(lake: Lake, *checkpoint: str) -> Commit | None:
     if planned is None:
         raise ValueError(f"checkpoint {'/'.join(checkpoint)}: batch {max(batches)} has no offsets")
     source = json.loads(planned.decode().splitlines()[2])
+    if all(isinstance(v, dict) for v in source.values()):  # Spark's connector: {topic: {…}}
+        (source,) = source.values()
     return Commit(max(batches), {p: int(o) for p, o in source.items()})
 
 

@@ -83,6 +83,21 @@ def start_offsets(config: dict[str, str], topic: str) -> dict[str, int]:
         client.close()
 
 
+def java_client_options(config: dict[str, str]) -> dict[str, str]:
+    """The librdkafka settings as Spark's own Kafka connector (the Java client) takes them."""
+    options = {
+        "kafka.bootstrap.servers": config["bootstrap.servers"],
+        "kafka.security.protocol": config.get("security.protocol", "PLAINTEXT"),
+    }
+    if "sasl.username" in config:
+        options["kafka.sasl.mechanism"] = config["sasl.mechanisms"]
+        options["kafka.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{config["sasl.username"]}" password="{config["sasl.password"]}";'
+        )
+    return options
+
+
 def capped(start: dict[str, int], end: dict[str, int], per_partition: int) -> dict[str, int]:
     """The end of a run that reads at most `per_partition` records of each partition."""
     return {p: min(e, start.get(p, 0) + per_partition) for p, e in end.items()}
