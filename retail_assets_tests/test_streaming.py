@@ -221,14 +221,43 @@ def test_a_run_killed_mid_batch_then_run_again_lands_each_event_once(spark, sett
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+    # A query left running on the same checkpoint (as a killed client's query may be) must
+    # not corrupt it: the next pass takes over.
+    orphan = start_orphan(spark, settings, storage, topic)
+    more = produce({"bootstrap.servers": kafka}, topic, events(2000, seed=6, start=START))
     second = retail_stream(topic)
     output = second.communicate(timeout=600)[0].decode()
     assert second.returncode == 0, output[-3000:]
+    assert not orphan.isActive
     rows = spark.table(f"{storage.warehouse_database}.app_events").select(
         "kafka_partition", "kafka_offset"
     )
-    assert rows.count() == count
-    assert rows.distinct().count() == count
+    assert rows.count() == count + more["delivered"]
+    assert rows.distinct().count() == rows.count()
+    assert (
+        "remaining_lag" in output
+        and sum(json.loads(output.splitlines()[-1])["remaining_lag"].values()) == 0
+    )
+
+
+def start_orphan(spark, settings, storage, topic):
+    from retail_assets.assets.streaming import EVENTS, PARTITIONS, TRANSFORMS, batch_writer
+    from retail_assets.streaming.kafka_source import KafkaSource
+
+    spark.dataSource.register(KafkaSource)
+    kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap, topic=topic)
+    from retail_assets.assets.streaming import kafka_records
+
+    table = f"{storage.warehouse_database}.{EVENTS}"
+    location = storage.lake.uri("streaming", EVENTS)
+    return (
+        TRANSFORMS[EVENTS](kafka_records(spark, kafka, {}, 200_000))
+        .writeStream.queryName("orphan")
+        .option("checkpointLocation", storage.lake.uri(*checkpoint_parts(topic, EVENTS)))
+        .foreachBatch(batch_writer(table, location, PARTITIONS[EVENTS]))
+        .trigger(processingTime="2 seconds")
+        .start()
+    )
 
 
 def test_retail_produce_adds_the_extra_field_to_every_event(kafka):

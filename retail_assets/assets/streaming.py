@@ -98,25 +98,40 @@ def run_query(
     batch after the one whose watermark passed it, and with this source availableNow stops
     after one batch, which would leave the closed windows for the next run.
     """
-    raw = kafka_records(spark, kafka, ending, per_partition)
     table = f"{storage.warehouse_database}.{name}"
+    checkpoint = checkpoint_parts(kafka.topic, name)
     writer = (
-        TRANSFORMS[name](raw)
+        TRANSFORMS[name](kafka_records(spark, kafka, ending, per_partition))
         .writeStream.queryName(name)
-        .option("checkpointLocation", storage.lake.uri(*checkpoint_parts(kafka.topic, name)))
+        .option("checkpointLocation", storage.lake.uri(*checkpoint))
         .foreachBatch(batch_writer(table, storage.lake.uri("streaming", name), PARTITIONS[name]))
     )
     if name == EVENTS:
-        query = writer.trigger(availableNow=True).start()
-        query.awaitTermination()
-    else:
-        query = writer.trigger(processingTime="1 second").start()
-        try:
-            wait_until_idle(query, storage, kafka.topic, name, ending)
-        finally:
-            query.stop()
+        # availableNow runs one batch with this source; a batch left planned by a killed run
+        # is re-run first, so go on until the pass's end is reached (or nothing moves).
+        commit = None
+        while True:
+            query = writer.trigger(availableNow=True).start()
+            query.awaitTermination()
+            failed(query)
+            previous, commit = commit, last_commit(storage.lake, *checkpoint)
+            if reached(commit, ending) or commit == previous:
+                return
+    query = writer.trigger(processingTime="1 second").start()
+    try:
+        wait_until_idle(query, storage, kafka.topic, name, ending)
+    finally:
+        query.stop()
+    failed(query)
+
+
+def failed(query) -> None:
     if query.exception() is not None:
-        raise RuntimeError(f"streaming query {name} failed: {query.exception()}")
+        raise RuntimeError(f"streaming query {query.name} failed: {query.exception()}")
+
+
+def reached(commit: Commit | None, ending: dict[str, int]) -> bool:
+    return commit is not None and all(commit.offsets.get(p, 0) >= e for p, e in ending.items())
 
 
 def kafka_records(
@@ -160,10 +175,7 @@ def wait_until_idle(
     while query.isActive:
         commit = last_commit(storage.lake, *checkpoint_parts(topic, name))
         status = query.status
-        reached = commit is not None and all(
-            commit.offsets.get(p, 0) >= e for p, e in ending.items()
-        )
-        if reached and not status["isDataAvailable"] and not status["isTriggerActive"]:
+        if reached(commit, ending) and not (status["isDataAvailable"] or status["isTriggerActive"]):
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"streaming query {name} did not catch up within {IDLE_TIMEOUT_S}s")
