@@ -23,7 +23,8 @@ from retail_assets.settings import Settings
 
 settings = Settings.from_env()
 
-ASSETS = [
+# The hourly batch path (no Kafka needed), then everything.
+BATCH_ASSETS = [
     raw_files,
     silver_transactions,
     new_transactions,
@@ -35,8 +36,8 @@ ASSETS = [
     sales_facts,
     marketing_insights,
     b2b_daily_csv,
-    app_events,
 ]
+ASSETS = [*BATCH_ASSETS, app_events]
 
 defs = Definitions(
     assets=ASSETS,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, Definitions
 
-from retail_assets.definitions import ASSETS
+from retail_assets.definitions import BATCH_ASSETS
 from retail_assets.jobs import hourly_pipeline
 from retail_assets.landing import FILE_KINDS
 from retail_assets.resources import StorageResource, spark_resource
@@ -109,7 +109,7 @@ def run(settings, storage, keys, one_run=False):
     """The hourly job for each hour (or for all of them in one run), asserting every check;
     the runs' results."""
     definitions = Definitions(
-        assets=ASSETS,
+        assets=BATCH_ASSETS,
         jobs=[hourly_pipeline],
         resources={"spark": spark_resource(settings), "storage": storage},
     )

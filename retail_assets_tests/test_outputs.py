@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from retail_assets.assets.b2b import HEADER
-from retail_assets.definitions import ASSETS, defs
+from retail_assets.definitions import BATCH_ASSETS, defs
 from retail_assets.partitions import hour_of
 from retail_assets.resources import spark_resource
 from retail_assets.transforms.insights import top_offers, top_products
@@ -140,7 +140,7 @@ def test_every_hourly_snapshot_matches_the_independent_computation(
 
 def materialize_outputs(settings, storage, key, selection):
     result = materialize(
-        ASSETS,
+        BATCH_ASSETS,
         selection=selection,
         partition_key=key,
         resources={"spark": spark_resource(settings), "storage": storage},

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
+import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 
@@ -121,14 +121,25 @@ class KafkaSlice(InputPartition):
         self.partition, self.start, self.end = partition, start, end
 
 
-def read_slice(config: dict[str, str], topic: str, piece: KafkaSlice) -> Iterator[tuple]:
-    """The records [start, end) of one partition, as RAW_SCHEMA rows."""
+ARROW_SCHEMA = pa.schema([
+    ("kafka_partition", pa.int32()),
+    ("kafka_offset", pa.int64()),
+    ("kafka_timestamp", pa.timestamp("us", tz="UTC")),  # Spark's timestamp: microseconds
+    ("key", pa.string()),
+    ("value", pa.string()),
+])  # fmt: skip
+
+
+def read_slice(config: dict[str, str], topic: str, piece: KafkaSlice) -> Iterator[pa.RecordBatch]:
+    """The records [start, end) of one partition, as Arrow batches of RAW_SCHEMA: Spark takes
+    them without converting row by row."""
     client = consumer(config)
     try:
         client.assign([TopicPartition(topic, piece.partition, piece.start)])
         position, deadline = piece.start, time.monotonic() + TIMEOUT_S
         while position < piece.end:
-            messages = client.consume(num_messages=min(piece.end - position, 5000), timeout=1)
+            messages = client.consume(num_messages=min(piece.end - position, 10_000), timeout=1)
+            offsets, stamps, keys, values = [], [], [], []
             for message in messages:
                 error = message.error()
                 if error is not None and error.code() == KafkaError._PARTITION_EOF:
@@ -137,17 +148,21 @@ def read_slice(config: dict[str, str], topic: str, piece: KafkaSlice) -> Iterato
                 if error is not None:
                     raise KafkaException(error)
                 if message.offset() >= piece.end:
-                    return
-                _, millis = message.timestamp()
+                    position = piece.end
+                    break
                 key = message.key()
-                yield (
-                    message.partition(),
-                    message.offset(),
-                    datetime.fromtimestamp(millis / 1000, UTC),
-                    key.decode("utf-8", errors="replace") if key is not None else None,
-                    message.value().decode("utf-8", errors="replace"),
-                )
+                offsets.append(message.offset())
+                stamps.append(message.timestamp()[1] * 1000)  # Kafka: milliseconds
+                keys.append(key.decode("utf-8", errors="replace") if key is not None else None)
+                values.append(message.value().decode("utf-8", errors="replace"))
                 position = message.offset() + 1
+            if offsets:
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array([piece.partition] * len(offsets), pa.int32()),
+                     pa.array(offsets, pa.int64()), pa.array(stamps, ARROW_SCHEMA[2].type),
+                     pa.array(keys, pa.string()), pa.array(values, pa.string())],
+                    schema=ARROW_SCHEMA,
+                )  # fmt: skip
             if messages:
                 deadline = time.monotonic() + TIMEOUT_S
             elif time.monotonic() > deadline:
@@ -180,7 +195,7 @@ class KafkaStreamReader(DataSourceStreamReader):
             KafkaSlice(int(p), start.get(p, 0), e) for p, e in end.items() if e > start.get(p, 0)
         ]
 
-    def read(self, partition: KafkaSlice) -> Iterator[tuple]:
+    def read(self, partition: KafkaSlice) -> Iterator[pa.RecordBatch]:
         return read_slice(self.config, self.topic, partition)
 
     def commit(self, end: dict) -> None:
