@@ -64,7 +64,7 @@ def main() -> None:
     )
     from retail_assets.settings import Settings, prepare_dagster_home
     from retail_assets.streaming.events import events, produce
-    from retail_assets.streaming.kafka_source import end_offsets
+    from retail_assets.streaming.kafka_source import topic_offsets
 
     settings = Settings.from_env()
     prepare_dagster_home(settings)
@@ -89,7 +89,7 @@ def main() -> None:
         kafka_broker.up(settings)
         # -- throughput: the same topic read by both, in this run
         produce(config, "bench_p5", events(args.events, seed=5))
-        ends = end_offsets(config, "bench_p5")
+        ends = topic_offsets(config, "bench_p5").ends
         plain_s = plain_consume(config, "bench_p5", ends)
         landed = stream_pass("bench_p5")
         assert landed["input_rows"] == args.events, landed

@@ -48,13 +48,11 @@ def cmd_kafka(args, settings: Settings) -> int:
 
 
 def cmd_produce(args, settings: Settings) -> int:
-    from retail_assets import kafka_broker
     from retail_assets.resources import kafka_resource
     from retail_assets.streaming.events import events, produce
 
     extra = dict(field.split("=", 1) for field in args.extra_field)
-    kafka_broker.ensure(settings)
-    kafka = kafka_resource(settings).process_config_and_initialize()
+    kafka = kafka_resource(settings).process_config_and_initialize()  # starts a local broker
     topic = args.topic or kafka.topic
     try:
         report = produce(kafka.client_config(), topic, events(args.count, args.seed, extra=extra),

@@ -23,8 +23,8 @@ from retail_assets.jobs import app_events_job, hourly_pipeline
 from retail_assets.landing import scan_landing
 from retail_assets.partitions import hour_of, hourly_partitions
 from retail_assets.resources import KafkaResource, StorageResource
-from retail_assets.streaming.checkpoint import lag, last_commit
-from retail_assets.streaming.kafka_source import behind_checkpoint, end_offsets, start_offsets
+from retail_assets.streaming.checkpoint import lag, last_commit, position
+from retail_assets.streaming.kafka_source import behind_checkpoint, topic_offsets
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -126,20 +126,18 @@ def kafka_sensor(
     )
     if running:
         return SkipReason(f"run {running[0].dagster_run.run_id} of the stream is in flight")
-    client = kafka.client_config()
     try:
-        ends = end_offsets(client, kafka.topic, timeout=10)
-        starts = start_offsets(client, kafka.topic)
+        starts, ends = topic_offsets(kafka.client_config(), kafka.topic, timeout=10)
     except KafkaException as error:
         return SkipReason(f"Kafka at {kafka.bootstrap_servers} is not reachable: {error}")
     if not ends:
         return SkipReason(f"topic {kafka.topic} does not exist yet")
-    commit = last_commit(storage.lake, *checkpoint_parts(kafka.topic, EVENTS))
+    at = position(last_commit(storage.lake, *checkpoint_parts(kafka.topic, EVENTS)), starts)
     try:
-        behind_checkpoint(commit.offsets if commit else starts, ends)
+        behind_checkpoint(at, ends)
     except KafkaException as error:
         return SkipReason(str(error))
-    pending = lag(ends, commit, starts)
+    pending = lag(ends, at)
     if not any(pending.values()):
         return SkipReason("no events beyond the stream's checkpoint")
     return RunRequest(

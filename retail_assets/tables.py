@@ -49,13 +49,9 @@ class HourlyTable:
         spark.sql(f"{alter} DROP IF EXISTS PARTITION ({spec})")
         prefix = f"{self.sub_partition}="
         folders = sorted({f.rsplit("/", 2)[-2] for f in data_files(spark, path) if prefix in f})
-        if folders:
-            specs = " ".join(
-                f"PARTITION ({spec}, {self.sub_partition}='{folder[len(prefix) :]}') "
-                f"LOCATION '{path}/{folder}'"
-                for folder in folders
-            )
-            spark.sql(f"{alter} ADD IF NOT EXISTS {specs}")
+        add_partitions(spark, self.name, self.location, [
+            {**hour_values(key), self.sub_partition: folder[len(prefix):]} for folder in folders
+        ])  # fmt: skip
         return path
 
     def has_hour(self, spark: SparkSession, key: str) -> bool:
@@ -97,6 +93,21 @@ def ensure_table(
         f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}) USING parquet "
         f"PARTITIONED BY ({', '.join(partitions)}) LOCATION '{location}'"
     )
+
+
+def add_partitions(
+    spark: SparkSession, name: str, location: str, partitions: list[dict[str, str]]
+) -> None:
+    """Register partitions ({column: value}, in partition-column order) at their folders
+    under `location` (column=value/…), the layout Spark's partitioned writes produce."""
+    if not partitions:
+        return
+    specs = " ".join(
+        "PARTITION (" + ", ".join(f"{c}='{v}'" for c, v in values.items()) + ") LOCATION '"
+        + "/".join([location, *(f"{c}={v}" for c, v in values.items())]) + "'"
+        for values in partitions
+    )  # fmt: skip
+    spark.sql(f"ALTER TABLE {name} ADD IF NOT EXISTS {specs}")
 
 
 def partition_spec(key: str) -> str:

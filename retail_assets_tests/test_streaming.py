@@ -30,7 +30,7 @@ from retail_assets.resources import KafkaResource, StorageResource, spark_resour
 from retail_assets.sensors import kafka_sensor
 from retail_assets.services import ServiceError, free_port
 from retail_assets.streaming.events import events, produce
-from retail_assets.streaming.kafka_source import end_offsets
+from retail_assets.streaming.kafka_source import topic_offsets
 
 TOPIC = "t_app_logs"
 START = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
@@ -86,7 +86,7 @@ def test_end_offsets_see_the_true_end_despite_the_listed_watermark(kafka):
     probe = Consumer({**config, "group.id": "t"})
     _, listed = probe.get_watermark_offsets(TopicPartition("t_quirk", 0), timeout=10)
     probe.close()
-    assert end_offsets(config, "t_quirk")["0"] == 500
+    assert topic_offsets(config, "t_quirk").ends["0"] == 500
     assert listed <= 500  # what a reader trusting the listed watermark would stop at
 
 
@@ -269,7 +269,7 @@ def test_retail_produce_adds_the_extra_field_to_every_event(kafka):
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["delivered"] == 40
     config = {"bootstrap.servers": kafka}
-    ends = end_offsets(config, "t_cli")
+    ends = topic_offsets(config, "t_cli").ends
     reader = Consumer({**config, "group.id": "t_cli", "enable.partition.eof": True})
     reader.assign([TopicPartition("t_cli", int(p), 0) for p in ends])
     bodies, deadline = [], time.monotonic() + 30

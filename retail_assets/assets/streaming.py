@@ -20,17 +20,16 @@ from pyspark.sql import functions as F
 
 from retail_assets.metadata import as_json, markdown_table
 from retail_assets.resources import KafkaResource, SparkResource, StorageResource
-from retail_assets.streaming.checkpoint import Commit, lag, last_commit
+from retail_assets.streaming.checkpoint import Commit, lag, last_commit, position
 from retail_assets.streaming.kafka_source import (
     CONFIG_PREFIX,
     KafkaSource,
     behind_checkpoint,
     capped,
-    end_offsets,
     java_client_options,
-    start_offsets,
+    topic_offsets,
 )
-from retail_assets.tables import ensure_table
+from retail_assets.tables import add_partitions, ensure_table
 from retail_assets.transforms.events import parse_events, window_counts
 
 EVENTS, COUNTS = "app_events", "app_event_counts"
@@ -65,18 +64,7 @@ def batch_writer(table: str, location: str, partitions: list[str]):
             spark = frame.sparkSession
             ensure_table(spark, table, location, rows, columns)
             values = [r.asDict() for r in rows.select(*columns).distinct().collect()]
-            if values:
-                specs = " ".join(
-                    "PARTITION ("
-                    + ", ".join(f"{c}='{v[c]}'" for c in columns)
-                    + ") LOCATION '"
-                    + location
-                    + "/"
-                    + "/".join(f"{c}={v[c]}" for c in columns)
-                    + "'"
-                    for v in values
-                )
-                spark.sql(f"ALTER TABLE {table} ADD IF NOT EXISTS {specs}")
+            add_partitions(spark, table, location, values)
         finally:
             rows.unpersist()
 
@@ -182,12 +170,13 @@ def wait_until_idle(
         time.sleep(0.5)
 
 
-def pass_summary(before: Commit | None, after: Commit | None, starts: dict, seconds: float):
-    """What one pass read, from the checkpoint before and after it."""
+def pass_summary(
+    before: Commit | None, after: Commit | None, start: dict[str, int], seconds: float
+) -> dict:
+    """What one pass read: from `start` (where `before` left off) to the commit `after`."""
     if after is None:
         return {"batches": 0, "input_rows": 0, "rows_per_second": 0.0}
-    base = before.offsets if before else starts
-    rows = sum(o - base.get(p, starts.get(p, 0)) for p, o in after.offsets.items())
+    rows = sum(o - start.get(p, 0) for p, o in after.offsets.items())
     return {
         "batches": after.batch - (before.batch if before else -1),
         "input_rows": rows,
@@ -207,24 +196,27 @@ def app_events(
     retail_dwh.app_event_counts (per eventType, 5-minute windows, watermark 10 minutes)."""
     session = spark.spark_session
     session.dataSource.register(KafkaSource)
-    client = kafka.client_config()
-    starts = start_offsets(client, kafka.topic)
-    summary = {}
+    starts, ends = topic_offsets(kafka.client_config(), kafka.topic)  # both queries' end
+    passes = {}
     for name in (EVENTS, COUNTS):
         before = last_commit(storage.lake, *checkpoint_parts(kafka.topic, name))
-        ends = end_offsets(client, kafka.topic)
-        start = before.offsets if before else starts
+        start = position(before, starts)
         behind_checkpoint(start, ends)
         ending = capped(start, ends, config.max_per_partition)
         began = time.monotonic()
         if any(e > start.get(p, 0) for p, e in ending.items()):
             run_query(session, kafka, storage, name, ending, config.max_per_partition)
         after = last_commit(storage.lake, *checkpoint_parts(kafka.topic, name))
+        passes[name] = (before, start, after, time.monotonic() - began)
+    now = topic_offsets(kafka.client_config(), kafka.topic).ends
+    summary = {}
+    for name, (before, start, after, seconds) in passes.items():
+        reached = position(after, starts)
         summary[name] = {
-            **pass_summary(before, after, starts, time.monotonic() - began),
+            **pass_summary(before, after, start, seconds),
             "start_offsets": start,
-            "end_offsets": after.offsets if after else start,
-            "remaining_lag": lag(end_offsets(client, kafka.topic), after, starts),
+            "end_offsets": reached,
+            "remaining_lag": lag(now, reached),
         }
         context.log.info(f"{name}: {summary[name]['input_rows']} records in "
                          f"{summary[name]['batches']} batches")  # fmt: skip

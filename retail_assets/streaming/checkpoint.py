@@ -33,7 +33,11 @@ def last_commit(lake: Lake, *checkpoint: str) -> Commit | None:
     return Commit(max(batches), {p: int(o) for p, o in source.items()})
 
 
-def lag(ends: dict[str, int], commit: Commit | None, starts: dict[str, int]) -> dict:
-    """Records per partition the query has not committed (from the broker's start if none)."""
-    base = commit.offsets if commit is not None else starts
-    return {p: max(0, e - base.get(p, starts.get(p, 0))) for p, e in ends.items()}
+def position(commit: Commit | None, starts: dict[str, int]) -> dict[str, int]:
+    """Where the query reads next: its last commit, or the broker's start if it has none."""
+    return commit.offsets if commit is not None else starts
+
+
+def lag(ends: dict[str, int], at: dict[str, int]) -> dict[str, int]:
+    """Records per partition between the position `at` and the end."""
+    return {p: max(0, e - at.get(p, 0)) for p, e in ends.items()}

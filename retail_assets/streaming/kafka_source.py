@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -39,23 +40,29 @@ def consumer(config: dict[str, str]) -> Consumer:
     })  # fmt: skip
 
 
-def end_offsets(config: dict[str, str], topic: str, timeout: float = TIMEOUT_S) -> dict[str, int]:
-    """{"<partition>": true end offset} of the topic; {} if the topic does not exist yet."""
+class Offsets(NamedTuple):
+    starts: dict[str, int]  # {"<partition>": earliest offset the broker still holds}
+    ends: dict[str, int]  # {"<partition>": true end offset}
+
+
+def topic_offsets(config: dict[str, str], topic: str, timeout: float = TIMEOUT_S) -> Offsets:
+    """Where each partition of the topic starts and ends; empty if the topic does not exist."""
     client = consumer(config)
     try:
         metadata = client.list_topics(topic, timeout=timeout).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
-            return {}
-        starts = []
-        for partition in metadata.partitions:
+            return Offsets({}, {})
+        starts, positions = {}, []
+        for partition in sorted(metadata.partitions):
             low, listed = client.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=timeout
             )
-            starts.append(TopicPartition(topic, partition, max(listed - 1, low)))
-        client.assign(starts)
+            starts[str(partition)] = low
+            positions.append(TopicPartition(topic, partition, max(listed - 1, low)))
+        client.assign(positions)
         ends: dict[str, int] = {}
         deadline = time.monotonic() + timeout
-        while len(ends) < len(starts):
+        while len(ends) < len(positions):
             if time.monotonic() > deadline:
                 raise KafkaException(f"no end-of-partition from {topic} within {timeout}s")
             message = client.poll(0.2)
@@ -63,22 +70,7 @@ def end_offsets(config: dict[str, str], topic: str, timeout: float = TIMEOUT_S) 
                 if message.error().code() != KafkaError._PARTITION_EOF:
                     raise KafkaException(message.error())
                 ends[str(message.partition())] = message.offset()
-        return dict(sorted(ends.items(), key=lambda item: int(item[0])))
-    finally:
-        client.close()
-
-
-def start_offsets(config: dict[str, str], topic: str) -> dict[str, int]:
-    """{"<partition>": earliest offset still held by the broker}."""
-    client = consumer(config)
-    try:
-        metadata = client.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            return {}
-        return {
-            str(p): client.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT_S)[0]
-            for p in sorted(metadata.partitions)
-        }
+        return Offsets(starts, {p: ends[p] for p in starts})
     finally:
         client.close()
 
@@ -183,10 +175,10 @@ class KafkaStreamReader(DataSourceStreamReader):
         self.planned = json.loads(options.get("endingOffsets") or "{}")
 
     def initialOffset(self) -> dict:
-        return start_offsets(self.config, self.topic)
+        return topic_offsets(self.config, self.topic).starts
 
     def latestOffset(self) -> dict:
-        ends = end_offsets(self.config, self.topic)
+        ends = topic_offsets(self.config, self.topic).ends
         return {p: min(e, self.planned.get(p, e)) for p, e in ends.items()}
 
     def partitions(self, start: dict, end: dict) -> list[KafkaSlice]:
