@@ -4,7 +4,8 @@ setup(
     name="retail_assets",
     version="0.1.0",
     description="Retail data platform on Dagster + Spark: hourly CSV drops to a Hive warehouse.",
-    packages=find_packages(exclude=["retail_assets_tests"]),
+    # bench/ runs from the checkout (`retail bench`); it is not installed.
+    packages=find_packages(exclude=["retail_assets_tests", "bench", "bench.*"]),
     python_requires=">=3.11,<3.13",
     install_requires=[
         "dagster==1.13.*",

@@ -154,6 +154,19 @@ def cmd_ui(args, settings: Settings) -> int:
     os.execvp(command[0], command)
 
 
+def cmd_bench(args, settings: Settings) -> int:
+    """bench/ of this checkout; each benchmark has its own home and servers (not `settings`)."""
+    if not (CHECKOUT_DIR / "bench" / "run.py").exists():
+        print(f"retail: no bench/ in {CHECKOUT_DIR} (benchmarks run from a checkout)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    sys.path.insert(0, str(CHECKOUT_DIR))
+    from bench.run import main as bench
+
+    flags = ["--quick"] * args.quick + ["--json"] * args.json
+    return bench(flags + (["--only", args.only] if args.only else []))
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="retail", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -205,6 +218,12 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
     sql.set_defaults(func=cmd_sql)
+
+    bench = sub.add_parser("bench", help="the benchmarks in bench/ (ratios, results file)")
+    bench.add_argument("--quick", action="store_true", help="small sizes, under ~10 minutes")
+    bench.add_argument("--json", action="store_true", help="end with one line of JSON figures")
+    bench.add_argument("--only", help="comma-separated benchmark prefixes, e.g. p1,p5")
+    bench.set_defaults(func=cmd_bench)
 
     ui = sub.add_parser("ui", help="the Dagster UI and daemon (dagster dev) on this project")
     ui.add_argument("--host", default="127.0.0.1")

@@ -17,7 +17,12 @@ from retail_assets.assets.warehouse import (
 )
 from retail_assets.automation import outputs_automation
 from retail_assets.jobs import app_events_job, hourly_pipeline
-from retail_assets.resources import kafka_resource, spark_resource, storage_resource
+from retail_assets.resources import (
+    StorageResource,
+    kafka_resource,
+    spark_resource,
+    storage_resource,
+)
 from retail_assets.sensors import kafka_sensor, landing_sensor
 from retail_assets.settings import Settings
 
@@ -38,6 +43,17 @@ BATCH_ASSETS = [
     b2b_daily_csv,
 ]
 ASSETS = [*BATCH_ASSETS, app_events]
+
+
+def batch_definitions(storage: StorageResource, on: Settings = settings) -> Definitions:
+    """The hourly path on other tables and folders (benchmarks and tests run it side by side)."""
+    return Definitions(
+        assets=BATCH_ASSETS,
+        jobs=[hourly_pipeline],
+        resources={"spark": spark_resource(on), "storage": storage},
+        executor=in_process_executor,
+    )
+
 
 defs = Definitions(
     assets=ASSETS,

@@ -10,17 +10,18 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterEventType, DagsterInstance, Definitions
 
 from retail_assets.assets.raw import marker_parts
 from retail_assets.landing import scan_landing
-from retail_assets.partitions import hour_of, key_of
+from retail_assets.partitions import RANGE_END, RANGE_START, hour_of, key_of
 from retail_assets.resources import storage_resource
 from retail_assets.settings import Settings
 
@@ -75,19 +76,27 @@ def land(group: Path, landing_dir: Path, arrival: datetime) -> Path:
 @dataclass
 class HourRun:
     ok: bool
+    seconds: float = 0.0
     lines: list[str] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_hour(key: str, instance: DagsterInstance) -> HourRun:
-    """Materialize every batch asset for one hour; success, printable lines, step times."""
-    from retail_assets.definitions import defs
+def run_hour(
+    key: str, instance: DagsterInstance, definitions: Definitions | None = None, last: str = ""
+) -> HourRun:
+    """Materialize every batch asset for hour `key` (through `last`: the range in one run, a
+    single-run backfill); success, printable lines, step times. `definitions`: the project's
+    unless given (benchmarks run the same assets on their own tables)."""
+    if definitions is None:
+        from retail_assets.definitions import defs as definitions
 
-    job = defs.resolve_job_def("hourly_pipeline")
+    job = definitions.resolve_job_def("hourly_pipeline")
+    span = {"partition_key": key} if not last else {"tags": {RANGE_START: key, RANGE_END: last}}
+    began = time.monotonic()
     result = job.execute_in_process(
-        partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET
+        instance=instance, raise_on_error=False, run_config=QUIET, **span
     )
-    run = HourRun(result.success)
+    run = HourRun(result.success, seconds=time.monotonic() - began)
     lines = run.lines
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:

@@ -21,12 +21,10 @@ from retail_assets.assets.raw import marker_parts
 from retail_assets.assets.streaming import EVENTS, checkpoint_parts
 from retail_assets.jobs import app_events_job, hourly_pipeline
 from retail_assets.landing import scan_landing
-from retail_assets.partitions import hour_of, hourly_partitions
+from retail_assets.partitions import RANGE_END, RANGE_START, hour_of, hourly_partitions
 from retail_assets.resources import KafkaResource, StorageResource
 from retail_assets.streaming.checkpoint import lag, last_commit, position
 from retail_assets.streaming.kafka_source import behind_checkpoint, topic_offsets
-
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def quiet_hours(last_hour: str | None, key: str) -> list[str]:

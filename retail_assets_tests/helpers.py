@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance, Definitions
+from dagster import DagsterEventType, DagsterInstance
 
-from retail_assets.definitions import BATCH_ASSETS
-from retail_assets.jobs import hourly_pipeline
+from retail_assets.definitions import batch_definitions
 from retail_assets.landing import FILE_KINDS
-from retail_assets.resources import StorageResource, spark_resource
+from retail_assets.partitions import RANGE_END, RANGE_START
+from retail_assets.resources import StorageResource
 
 # The shared warehouse replay: 4 groups from 22:00, so it crosses midnight; group3 re-delivers
 # group2 (see conftest's `warehouse` fixture).
@@ -108,15 +108,9 @@ def make_storage(base, suffix):
 def run(settings, storage, keys, one_run=False):
     """The hourly job for each hour (or for all of them in one run), asserting every check;
     the runs' results."""
-    definitions = Definitions(
-        assets=BATCH_ASSETS,
-        jobs=[hourly_pipeline],
-        resources={"spark": spark_resource(settings), "storage": storage},
-    )
-    job = definitions.resolve_job_def("hourly_pipeline")
+    job = batch_definitions(storage, settings).resolve_job_def("hourly_pipeline")
     runs = (
-        [{"tags": {"dagster/asset_partition_range_start": keys[0],
-                   "dagster/asset_partition_range_end": keys[-1]}}]
+        [{"tags": {RANGE_START: keys[0], RANGE_END: keys[-1]}}]
         if one_run else [{"partition_key": key} for key in keys]
     )  # fmt: skip
     results = []

@@ -14,7 +14,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
 )
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retail_assets.assets.warehouse import versions_through
@@ -42,15 +42,25 @@ def csv_bytes(rows: list[tuple]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def export_day(spark: SparkSession, storage: StorageResource, day: str) -> dict:
-    """Write the file of ingest day `day` atomically; what it holds and what the facts hold."""
+def offline_facts_of_day(spark: SparkSession, storage: StorageResource, day: str) -> DataFrame:
     facts = storage.warehouse_table("fact_branch_sales", "transaction_month")
-    offline = spark.table(facts.name).where(F.col("ingest_date") == day)
+    return spark.table(facts.name).where(F.col("ingest_date") == day)
+
+
+def write_export(spark: SparkSession, storage: StorageResource, day: str) -> str:
+    """Write the file of ingest day `day` atomically; its URI."""
     last_hour = f"{day}-23:00"  # names as known at the end of the day (inferred ones completed)
     agents = versions_through(spark, storage, SALES_AGENT, last_hour, through=True)
     products = versions_through(spark, storage, PRODUCT, last_hour, through=True)
+    offline = offline_facts_of_day(spark, storage, day)
     rows = [tuple(row) for row in b2b_units(offline, agents, products).collect()]
-    uri = storage.exports.write_bytes(csv_bytes(rows), *export_parts(day))
+    return storage.exports.write_bytes(csv_bytes(rows), *export_parts(day))
+
+
+def export_day(spark: SparkSession, storage: StorageResource, day: str) -> dict:
+    """Write the file of ingest day `day`; what it holds and what the facts hold."""
+    uri = write_export(spark, storage, day)
+    offline = offline_facts_of_day(spark, storage, day)
     text = storage.exports.read_bytes(*export_parts(day)).decode()  # what the partner gets
     written = list(csv.DictReader(io.StringIO(text)))
     return {

@@ -21,7 +21,7 @@ from dagster import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.assets.warehouse import FACTS, versions_through
+from retail_assets.assets.warehouse import fact_tables, versions_through
 from retail_assets.automation import follows_new_facts
 from retail_assets.metadata import as_json, bar_chart, markdown_table
 from retail_assets.partitions import hour_of, hourly_partitions, key_of, own_previous_hour
@@ -56,10 +56,10 @@ def hour_sales(
     spark: SparkSession, storage: StorageResource, key: str, rebuild: bool
 ) -> tuple[DataFrame, DataFrame]:
     """The sales of hour `key` (rebuild: of every hour through it) and the product versions."""
-    frames = []
-    for name in FACTS:
-        table = storage.warehouse_table(name, "transaction_month")
-        frames.append(table.hours(spark, key, through=True) if rebuild else table.hour(spark, key))
+    frames = [
+        table.hours(spark, key, through=True) if rebuild else table.hour(spark, key)
+        for table in fact_tables(storage).values()
+    ]
     products = versions_through(spark, storage, PRODUCT, key, through=True)
     return sales(*frames, products), products
 
@@ -71,50 +71,72 @@ def ranks_contiguous(rows: list[dict], within: tuple[str, ...]) -> bool:
     return all(sorted(r) == list(range(1, len(r) + 1)) for r in ranks.values())
 
 
+def previous_key(key: str) -> str:
+    return key_of(hour_of(key) - timedelta(hours=1))
+
+
+def continues(spark: SparkSession, storage: StorageResource, key: str, names: list[str]) -> bool:
+    """Whether every snapshot of the previous hour exists to build on."""
+    return all(storage.warehouse_table(n).has_hour(spark, previous_key(key)) for n in names)
+
+
+def write_snapshots(
+    spark: SparkSession, storage: StorageResource, key: str, names: list[str]
+) -> bool:
+    """Write the snapshots of hour `key` for the insights `names`; whether they built on the
+    previous hour's (False: rebuilt from all facts through `key`)."""
+    builds_on_previous = continues(spark, storage, key, names)
+    frame, products = hour_sales(spark, storage, key, rebuild=not builds_on_previous)
+    frame = frame.persist()
+    try:
+        for name in names:
+            table = storage.warehouse_table(name)
+            previous = table.hour(spark, previous_key(key)) if builds_on_previous else None
+            snapshot = INSIGHTS[name][0](frame, previous, products)
+            table.write(spark, as_of(snapshot, hour_of(key)), key)
+    finally:
+        frame.unpersist()
+    return builds_on_previous
+
+
 def snapshot_hour(
     spark: SparkSession, storage: StorageResource, key: str, names: list[str]
 ) -> dict[str, dict]:
     """Write the snapshots of hour `key` for the insights `names`; per insight: its rows and
-    check inputs."""
-    tables = {name: storage.warehouse_table(name) for name in names}
-    previous_key = key_of(hour_of(key) - timedelta(hours=1))
-    continues = all(table.has_hour(spark, previous_key) for table in tables.values())
-    frame, products = hour_sales(spark, storage, key, rebuild=not continues)
-    frame = frame.persist()
-    try:
-        added = fact_totals(frame).collect()[0].asDict()
-        results = {}
-        for name, table in tables.items():
-            build, measures, within = INSIGHTS[name]
-            previous = table.hour(spark, previous_key) if continues else None
-            before = {m: 0 for m in measures}
-            if previous is not None:
-                sums = previous.agg(*[F.sum(m).alias(m) for m in measures]).collect()[0]
-                before = {m: sums[m] or 0 for m in measures}
-            table.write(spark, as_of(build(frame, previous, products), hour_of(key)), key)
-            written = table.hour(spark, key).drop("ingest_date", "ingest_hour")
-            rows = [r.asDict() for r in written.orderBy(*within, "rank").collect()]
-            totals = {
-                m: {
-                    "snapshot": sum(r[m] for r in rows),
-                    "previous_hour": before[m],
-                    "facts_of_the_hour": added[m] or 0,
-                }
-                for m in measures
+    check inputs (the snapshot = the previous one + the facts the snapshot was built from)."""
+    builds_on_previous = write_snapshots(spark, storage, key, names)
+    frame, _ = hour_sales(spark, storage, key, rebuild=not builds_on_previous)
+    added = fact_totals(frame).collect()[0].asDict()
+    results = {}
+    for name in names:
+        _, measures, within = INSIGHTS[name]
+        table = storage.warehouse_table(name)
+        before = {m: 0 for m in measures}
+        if builds_on_previous:
+            previous = table.hour(spark, previous_key(key))
+            sums = previous.agg(*[F.sum(m).alias(m) for m in measures]).collect()[0]
+            before = {m: sums[m] or 0 for m in measures}
+        written = table.hour(spark, key).drop("ingest_date", "ingest_hour")
+        rows = [r.asDict() for r in written.orderBy(*within, "rank").collect()]
+        totals = {
+            m: {
+                "snapshot": sum(r[m] for r in rows),
+                "previous_hour": before[m],
+                "facts_of_the_hour": added[m] or 0,
             }
-            results[name] = {
-                "rows": rows,
-                "rebuilt": not continues,
-                "ranks_ok": ranks_contiguous(rows, within),
-                "totals": totals,
-                "totals_ok": all(
-                    t["snapshot"] == t["previous_hour"] + t["facts_of_the_hour"]
-                    for t in totals.values()
-                ),
-            }
-        return results
-    finally:
-        frame.unpersist()
+            for m in measures
+        }
+        results[name] = {
+            "rows": rows,
+            "rebuilt": not builds_on_previous,
+            "ranks_ok": ranks_contiguous(rows, within),
+            "totals": totals,
+            "totals_ok": all(
+                t["snapshot"] == t["previous_hour"] + t["facts_of_the_hour"]
+                for t in totals.values()
+            ),
+        }
+    return results
 
 
 @multi_asset(

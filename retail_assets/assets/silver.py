@@ -25,8 +25,8 @@ from retail_assets.transforms.warehouse import first_arrivals
 RECONCILE_CHECK = "raw_rows_reconcile"
 
 
-def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict:
-    """Clean one hour, write silver and quarantine, and reconcile against the raw manifest."""
+def write_silver(spark: SparkSession, storage: StorageResource, key: str) -> tuple[str, str]:
+    """Clean hour `key` into silver and quarantine; the two folders written."""
     files = raw_file_uris(storage.lake, key, "sales_transactions")
     cleaned = clean_transactions(read_raw(spark, files, SOURCE_FIELDS)).persist()
     try:
@@ -38,6 +38,13 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
         )
     finally:
         cleaned.unpersist()
+    return silver_path, quarantine_path
+
+
+def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict:
+    """Clean one hour and reconcile it against the raw manifest."""
+    silver_path, quarantine_path = write_silver(spark, storage, key)
+    files = raw_file_uris(storage.lake, key, "sales_transactions")
     silver = spark.read.parquet(silver_path)
     reasons = spark.read.parquet(quarantine_path).groupBy("reason").count().collect()
     return {
@@ -108,6 +115,13 @@ def silver_transactions(
     )
 
 
+def write_new_transactions(spark: SparkSession, storage: StorageResource, key: str) -> str:
+    """The first arrivals among hour `key`'s silver rows; the folder written."""
+    table = storage.lake_table("silver", "new_transactions")
+    rows = storage.lake_table("silver", "transactions").hour(spark, key)
+    return table.write(spark, first_arrivals(rows, table.hours(spark, key, through=False)), key)
+
+
 @hourly_asset(
     deps=[silver_transactions, own_previous_hour("new_transactions")],
     group_name="lake",
@@ -121,14 +135,10 @@ def new_transactions(
     adds nothing to the warehouse; it depends on its previous hour, the ids seen so far."""
     session = spark.spark_session
     silver = storage.lake_table("silver", "transactions")
-    table = storage.lake_table("silver", "new_transactions")
     counts = []
     for key in context.partition_keys:
-        rows = silver.hour(session, key)
-        path = table.write(
-            session, first_arrivals(rows, table.hours(session, key, through=False)), key
-        )
-        new, total = session.read.parquet(path).count(), rows.count()
+        new = session.read.parquet(write_new_transactions(session, storage, key)).count()
+        total = silver.hour(session, key).count()
         counts.append({"hour": key, "silver": total, "new": new, "duplicates": total - new})
         context.log.info(f"{key}: {new} new transactions, {total - new} duplicates")
     return MaterializeResult(

@@ -87,6 +87,15 @@ def agent_input(spark: SparkSession, storage: StorageResource, key: str) -> Data
     return with_inferred(announced, offline.select("sales_agent_id"), SALES_AGENT)
 
 
+# The hour's incoming members of each SCD2 dimension.
+DIMENSION_INPUTS: dict[Dimension, Callable[[SparkSession, StorageResource, str], DataFrame]] = {
+    CUSTOMER: customer_input,
+    PRODUCT: product_input,
+    BRANCH: branch_input,
+    SALES_AGENT: agent_input,
+}
+
+
 def versions_through(
     spark: SparkSession, storage: StorageResource, dimension: Dimension, key: str, through: bool
 ) -> DataFrame | None:
@@ -97,14 +106,11 @@ def versions_through(
     return None if changes is None else versions_as_of(dimension, changes)
 
 
-def apply_hour(
-    spark: SparkSession,
-    storage: StorageResource,
-    dimension: Dimension,
-    incoming: DataFrame,
-    key: str,
-) -> dict:
-    """Write the change records of hour `key` and return what they did."""
+def write_changes(
+    spark: SparkSession, storage: StorageResource, dimension: Dimension, key: str
+) -> str:
+    """Write the change records of hour `key` and keep the versions view; the folder written."""
+    incoming = DIMENSION_INPUTS[dimension](spark, storage, key)
     table = storage.warehouse_table(f"{dimension.name}_changes")
     before = versions_through(spark, storage, dimension, key, through=False)
     if before is None:  # the first hour ever: nothing known yet
@@ -114,17 +120,21 @@ def apply_hour(
             F.lit(None).cast("timestamp").alias("valid_from_hour"),
             F.lit(True).alias("is_current"),
         )
-    changes = scd2_changes(dimension, before, incoming, hour_of(key))
-    path = table.write(spark, changes, key)
-    written = spark.read.parquet(path)
-    summary = written.groupBy(
-        "is_inferred", (F.col("valid_from_hour") < hour_of(key)).alias("completion")
-    )
-    counts = {(r["is_inferred"], r["completion"]): r["count"] for r in summary.count().collect()}
+    path = table.write(spark, scd2_changes(dimension, before, incoming, hour_of(key)), key)
     spark.sql(
         f"CREATE OR REPLACE VIEW {storage.warehouse_table(dimension.name).name} AS "
         + dimension.versions_sql(table.name)
     )
+    return path
+
+
+def apply_hour(spark: SparkSession, storage: StorageResource, dimension: Dimension, key: str):
+    """Write the change records of hour `key` and return what they did."""
+    written = spark.read.parquet(write_changes(spark, storage, dimension, key))
+    summary = written.groupBy(
+        "is_inferred", (F.col("valid_from_hour") < hour_of(key)).alias("completion")
+    )
+    counts = {(r["is_inferred"], r["completion"]): r["count"] for r in summary.count().collect()}
     return {
         "hour": key,
         "new_versions": counts.get((False, False), 0),
@@ -162,11 +172,7 @@ def dimension_checks(stats: dict) -> list[AssetCheckResult]:
     ]
 
 
-def dimension_asset(
-    dimension: Dimension,
-    incoming: Callable[[SparkSession, StorageResource, str], DataFrame],
-    upstream: list,
-):
+def dimension_asset(dimension: Dimension, upstream: list):
     """An SCD2 dimension asset: hours applied in order, each on the versions before it."""
 
     @hourly_asset(
@@ -187,10 +193,7 @@ def dimension_asset(
         context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
     ) -> MaterializeResult:
         session = spark.spark_session
-        hours = [
-            apply_hour(session, storage, dimension, incoming(session, storage, key), key)
-            for key in context.partition_keys
-        ]
+        hours = [apply_hour(session, storage, dimension, key) for key in context.partition_keys]
         versions = versions_through(session, storage, dimension, context.partition_keys[-1], True)
         stats = version_stats(versions, dimension)
         preview = versions.orderBy(F.desc("valid_from_hour"), "surrogate_key").limit(10)
@@ -207,11 +210,21 @@ def dimension_asset(
     return _dimension
 
 
-dim_customer = dimension_asset(CUSTOMER, customer_input, [new_transactions])
-dim_product = dimension_asset(PRODUCT, product_input, [new_transactions])
-dim_branch = dimension_asset(BRANCH, branch_input, [new_transactions, raw_files])
-dim_sales_agent = dimension_asset(SALES_AGENT, agent_input, [new_transactions, raw_files])
-SCD_DIMENSIONS = [CUSTOMER, PRODUCT, BRANCH, SALES_AGENT]
+dim_customer = dimension_asset(CUSTOMER, [new_transactions])
+dim_product = dimension_asset(PRODUCT, [new_transactions])
+dim_branch = dimension_asset(BRANCH, [new_transactions, raw_files])
+dim_sales_agent = dimension_asset(SALES_AGENT, [new_transactions, raw_files])
+SCD_DIMENSIONS = list(DIMENSION_INPUTS)
+
+
+def write_dates(spark: SparkSession, storage: StorageResource, key: str) -> str:
+    """The transaction dates of hour `key` not seen before; the folder written."""
+    table = storage.warehouse_table("dim_date")
+    dates = new_transactions_of(spark, storage, key).select(F.col("transaction_date").alias("date"))
+    known = table.hours(spark, key, through=False)
+    if known is not None:
+        dates = dates.join(known.select("date"), "date", "left_anti")
+    return table.write(spark, date_rows(dates), key)
 
 
 @hourly_asset(
@@ -226,15 +239,10 @@ def dim_date(
     """retail_dwh.dim_date: every transaction date (year, quarter, month, week, weekday, names,
     is_weekend); each hour adds the dates not seen before."""
     session, table = spark.spark_session, storage.warehouse_table("dim_date")
-    added = 0
-    for key in context.partition_keys:
-        dates = new_transactions_of(session, storage, key).select(
-            F.col("transaction_date").alias("date")
-        )
-        known = table.hours(session, key, through=False)
-        if known is not None:
-            dates = dates.join(known.select("date"), "date", "left_anti")
-        added += session.read.parquet(table.write(session, date_rows(dates), key)).count()
+    added = sum(
+        session.read.parquet(write_dates(session, storage, key)).count()
+        for key in context.partition_keys
+    )
     stats = (
         table.hours(session, context.partition_keys[-1], through=True)
         .agg(F.count("*").alias("rows"), F.countDistinct("date_key").alias("keys"))
@@ -291,6 +299,24 @@ def fact_checks(name: str, rows: DataFrame) -> list[AssetCheckResult]:
     ]  # fmt: skip
 
 
+def fact_tables(storage: StorageResource) -> dict[str, HourlyTable]:
+    return {name: storage.warehouse_table(name, "transaction_month") for name in FACTS}
+
+
+def write_facts(spark: SparkSession, storage: StorageResource, key: str) -> None:
+    """Both facts of hour `key` from one keyed frame."""
+    current = {
+        dimension: versions_through(spark, storage, dimension, key, through=True)
+        for dimension in SCD_DIMENSIONS
+    }
+    keyed = with_keys(new_transactions_of(spark, storage, key), current).persist()
+    try:
+        for name, table in fact_tables(storage).items():
+            table.write(spark, fact_rows(keyed, hour_of(key), FACTS[name]), key)
+    finally:
+        keyed.unpersist()
+
+
 @multi_asset(
     specs=[
         AssetSpec(
@@ -323,19 +349,10 @@ def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: S
     """Both facts from one keyed frame: each new transaction with the surrogate keys of the
     dimension versions current at its load hour."""
     session, keys = spark.spark_session, context.partition_keys
-    tables = {name: storage.warehouse_table(name, "transaction_month") for name in FACTS}
+    tables = fact_tables(storage)
     hours = []
     for key in keys:
-        current = {
-            dimension: versions_through(session, storage, dimension, key, through=True)
-            for dimension in SCD_DIMENSIONS
-        }
-        keyed = with_keys(new_transactions_of(session, storage, key), current).persist()
-        try:
-            for name, online in FACTS.items():
-                tables[name].write(session, fact_rows(keyed, hour_of(key), online), key)
-        finally:
-            keyed.unpersist()
+        write_facts(session, storage, key)
         hours.append(reconcile_hour(session, storage, key, tables))
     unbalanced = [h["hour"] for h in hours if not h["balanced"]]
     for name, table in tables.items():

@@ -1,0 +1,95 @@
+"""p1: what Dagster costs. One hourly partition, raw → B2B CSV, through the hourly job vs a
+bare PySpark script calling the same write functions on the same Connect server and files:
+no Dagster, no metadata, no checks. Runs alternate (Dagster, bare, …) on the same hour; each
+re-run replaces the hour (idempotent), and the bare run's CSV must equal Dagster's byte for
+byte, so both did the same work.
+
+Usage: python -m bench.p1_dagster_vs_bare_spark [--quick]
+"""
+
+import statistics
+import time
+from datetime import timedelta
+
+from bench.harness import START, Bench, headline, main, say
+
+GOAL = 1.3
+
+
+def bare_hour(spark, storage, key: str) -> None:
+    """The hour's data work and nothing else, in the job's order."""
+    from retail_assets.assets.b2b import write_export
+    from retail_assets.assets.insights import write_snapshots
+    from retail_assets.assets.raw import ingest_hour
+    from retail_assets.assets.silver import write_new_transactions, write_silver
+    from retail_assets.assets.warehouse import (
+        SCD_DIMENSIONS,
+        write_changes,
+        write_dates,
+        write_facts,
+    )
+    from retail_assets.partitions import hour_values
+    from retail_assets.transforms.insights import INSIGHTS
+
+    ingest_hour(storage.lake, storage.landing_dir_path, key)
+    write_silver(spark, storage, key)
+    write_new_transactions(spark, storage, key)
+    for dimension in SCD_DIMENSIONS:
+        write_changes(spark, storage, dimension, key)
+    write_dates(spark, storage, key)
+    write_facts(spark, storage, key)
+    write_snapshots(spark, storage, key, list(INSIGHTS))
+    write_export(spark, storage, hour_values(key)["ingest_date"])
+
+
+def compare(bench: Bench, rows: int, repeats: int) -> dict:
+    """Median seconds of each way over `repeats` alternating runs of the second hour (the
+    first hour, run once through Dagster, creates the tables)."""
+    from dagster import DagsterInstance
+
+    from retail_assets.assets.b2b import export_parts
+    from retail_assets.definitions import batch_definitions
+    from retail_assets.partitions import hour_values, key_of
+    from retail_assets.replay import run_hour
+    from retail_assets.resources import spark_session
+
+    storage = bench.storage(f"p1_{rows}")
+    groups = bench.generate(f"p1_{rows}", 2, rows, seed=1)
+    bench.run_hours(storage, groups)
+    key = key_of(START + timedelta(hours=1))
+    definitions, instance = batch_definitions(storage), DagsterInstance.get()
+    spark = spark_session(bench.settings)
+    csv_file = export_parts(hour_values(key)["ingest_date"])
+    dagster, bare = [], []
+    for _ in range(repeats):
+        run = run_hour(key, instance, definitions)
+        assert run.ok, "\n".join(run.lines)
+        dagster.append(run.seconds)
+        by_dagster = storage.exports.read_bytes(*csv_file)
+        began = time.monotonic()
+        bare_hour(spark, storage, key)
+        bare.append(time.monotonic() - began)
+        assert storage.exports.read_bytes(*csv_file) == by_dagster, "bare CSV differs"
+        say(f"  {rows} rows: dagster {dagster[-1]:.1f}s, bare {bare[-1]:.1f}s")
+    ratio = statistics.median(dagster) / statistics.median(bare)
+    return {"rows": rows, "dagster_s": [round(s, 2) for s in dagster],
+            "bare_s": [round(s, 2) for s in bare], "ratio": round(ratio, 3),
+            "dagster_steps_s": {k: round(v, 2) for k, v in run.step_seconds.items()}}  # fmt: skip
+
+
+def measure(bench: Bench, quick: bool) -> dict:
+    sizes = [1_500] if quick else [1_500, 550_000]
+    with bench.servers():
+        runs = [compare(bench, rows, repeats=2 if quick else 3) for rows in sizes]
+    return {
+        "headlines": [
+            headline(f"p1 dagster / bare, {r['rows']:,} rows", r["ratio"], f"≤ {GOAL}",
+                     r["ratio"] <= GOAL)
+            for r in runs
+        ],
+        "runs": runs,
+    }  # fmt: skip
+
+
+if __name__ == "__main__":
+    main("p1_dagster_vs_bare_spark", measure)
