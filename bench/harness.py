@@ -13,10 +13,14 @@ import os
 import platform
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+# Dagster flags backfill_policy as beta on every import; it is chosen deliberately.
+warnings.filterwarnings("ignore", message=".*backfill_policy.*")
 
 RESULTS = Path(__file__).parent / "results"
 START = datetime(2025, 8, 1, 0, tzinfo=UTC)  # the first replayed arrival hour

@@ -9,6 +9,7 @@ explicitly, so it stays right if the lake root moves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -120,3 +121,20 @@ def data_files(spark: SparkSession, path: str) -> list[str]:
         return spark.read.parquet(path).inputFiles()
     except AnalysisException:  # "Unable to infer schema": the folder holds no data file
         return []
+
+
+# Each Spark action is a round trip and a job's start-up, which on a small hour costs more than
+# its data: metadata and checks ask for what they need in as few actions as they can.
+
+
+def count_each(frames: dict[str, DataFrame]) -> dict[str, int]:
+    """Row counts of several frames, in one Spark job."""
+    tagged = [frame.select(F.lit(name).alias("frame")) for name, frame in frames.items()]
+    rows = reduce(DataFrame.unionByName, tagged).groupBy("frame").count().collect()
+    counts = {row["frame"]: row["count"] for row in rows}
+    return {name: counts.get(name, 0) for name in frames}
+
+
+def one_row(*aggregates: DataFrame) -> dict:
+    """Several one-row aggregates (distinct column names), computed in one Spark job."""
+    return reduce(DataFrame.crossJoin, aggregates).collect()[0].asDict()

@@ -26,6 +26,7 @@ from retail_assets.automation import follows_new_facts
 from retail_assets.metadata import as_json, bar_chart, markdown_table
 from retail_assets.partitions import hour_of, hourly_partitions, key_of, own_previous_hour
 from retail_assets.resources import SparkResource, StorageResource
+from retail_assets.tables import one_row
 from retail_assets.transforms.insights import INSIGHTS, as_of, fact_totals, sales
 from retail_assets.transforms.warehouse import PRODUCT
 
@@ -106,16 +107,19 @@ def snapshot_hour(
     check inputs (the snapshot = the previous one + the facts the snapshot was built from)."""
     builds_on_previous = write_snapshots(spark, storage, key, names)
     frame, _ = hour_sales(spark, storage, key, rebuild=not builds_on_previous)
-    added = fact_totals(frame).collect()[0].asDict()
+    previous_sums = [
+        storage.warehouse_table(name)
+        .hour(spark, previous_key(key))
+        .agg(*[F.sum(m).alias(f"{name}.{m}") for m in INSIGHTS[name][1]])
+        for name in names
+        if builds_on_previous
+    ]
+    added = one_row(fact_totals(frame), *previous_sums)  # one Spark job for every total
     results = {}
     for name in names:
         _, measures, within = INSIGHTS[name]
         table = storage.warehouse_table(name)
-        before = {m: 0 for m in measures}
-        if builds_on_previous:
-            previous = table.hour(spark, previous_key(key))
-            sums = previous.agg(*[F.sum(m).alias(m) for m in measures]).collect()[0]
-            before = {m: sums[m] or 0 for m in measures}
+        before = {m: added.get(f"{name}.{m}") or 0 for m in measures}
         written = table.hour(spark, key).drop("ingest_date", "ingest_hour")
         rows = [r.asDict() for r in written.orderBy(*within, "rank").collect()]
         totals = {

@@ -31,7 +31,7 @@ from retail_assets.partitions import (
     own_previous_hour,
 )
 from retail_assets.resources import SparkResource, StorageResource
-from retail_assets.tables import HourlyTable
+from retail_assets.tables import HourlyTable, count_each, one_row
 from retail_assets.transforms.transactions import (
     AGENT_FIELDS,
     BRANCH_FIELDS,
@@ -128,32 +128,26 @@ def write_changes(
     return path
 
 
-def apply_hour(spark: SparkSession, storage: StorageResource, dimension: Dimension, key: str):
-    """Write the change records of hour `key` and return what they did."""
-    written = spark.read.parquet(write_changes(spark, storage, dimension, key))
-    summary = written.groupBy(
-        "is_inferred", (F.col("valid_from_hour") < hour_of(key)).alias("completion")
-    )
-    counts = {(r["is_inferred"], r["completion"]): r["count"] for r in summary.count().collect()}
-    return {
-        "hour": key,
-        "new_versions": counts.get((False, False), 0),
-        "inferred_members": counts.get((True, False), 0),
-        "completed_inferred": counts.get((False, True), 0),
-    }
-
-
-def version_stats(versions: DataFrame, dimension: Dimension) -> dict:
-    """Counts behind the dimension checks, in one pass."""
-    return (
+def dimension_stats(
+    spark: SparkSession, storage: StorageResource, dimension: Dimension, keys: list[str]
+) -> dict:
+    """What the hours `keys` changed, and the counts behind the checks over every version
+    through the last of them, in one Spark job."""
+    versions = versions_through(spark, storage, dimension, keys[-1], through=True)
+    changes = storage.warehouse_table(f"{dimension.name}_changes").hours_of(spark, keys)
+    first_version = F.col("valid_from_hour") == F.col("recorded_hour")  # else: a completion
+    return one_row(
+        changes.agg(
+            F.count(F.when(first_version & ~F.col("is_inferred"), 1)).alias("new_versions"),
+            F.count(F.when(first_version & F.col("is_inferred"), 1)).alias("inferred_members"),
+            F.count(F.when(~first_version, 1)).alias("completed_inferred"),
+        ),
         versions.agg(
             F.count("*").alias("versions"),
             F.countDistinct("surrogate_key").alias("keys"),
             F.sum(F.col("is_current").cast("int")).alias("current"),
             F.countDistinct(dimension.natural_key).alias("entities"),
-        )
-        .collect()[0]
-        .asDict()
+        ),
     )
 
 
@@ -192,14 +186,15 @@ def dimension_asset(dimension: Dimension, upstream: list):
     def _dimension(
         context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
     ) -> MaterializeResult:
-        session = spark.spark_session
-        hours = [apply_hour(session, storage, dimension, key) for key in context.partition_keys]
-        versions = versions_through(session, storage, dimension, context.partition_keys[-1], True)
-        stats = version_stats(versions, dimension)
+        session, keys = spark.spark_session, context.partition_keys
+        for key in keys:
+            write_changes(session, storage, dimension, key)
+        stats = dimension_stats(session, storage, dimension, keys)
+        versions = versions_through(session, storage, dimension, keys[-1], through=True)
         preview = versions.orderBy(F.desc("valid_from_hour"), "surrogate_key").limit(10)
         return MaterializeResult(
             metadata={
-                **{name: sum(h[name] for h in hours) for name in hours[0] if name != "hour"},
+                **{n: stats[n] for n in ("new_versions", "inferred_members", "completed_inferred")},
                 "versions": stats["versions"],
                 "table": storage.warehouse_table(dimension.name).name,
                 "preview": markdown_table([r.asDict() for r in preview.collect()]),
@@ -238,18 +233,18 @@ def dim_date(
 ) -> MaterializeResult:
     """retail_dwh.dim_date: every transaction date (year, quarter, month, week, weekday, names,
     is_weekend); each hour adds the dates not seen before."""
-    session, table = spark.spark_session, storage.warehouse_table("dim_date")
-    added = sum(
-        session.read.parquet(write_dates(session, storage, key)).count()
-        for key in context.partition_keys
-    )
-    stats = (
-        table.hours(session, context.partition_keys[-1], through=True)
-        .agg(F.count("*").alias("rows"), F.countDistinct("date_key").alias("keys"))
-        .collect()[0]
+    session, keys = spark.spark_session, context.partition_keys
+    table = storage.warehouse_table("dim_date")
+    for key in keys:
+        write_dates(session, storage, key)
+    stats = one_row(
+        table.hours_of(session, keys).agg(F.count("*").alias("added")),
+        table.hours(session, keys[-1], through=True).agg(
+            F.count("*").alias("rows"), F.countDistinct("date_key").alias("keys")
+        ),
     )
     return MaterializeResult(
-        metadata={"dates_added": added, "dates": stats["rows"], "table": table.name},
+        metadata={"dates_added": stats["added"], "dates": stats["rows"], "table": table.name},
         check_results=[
             AssetCheckResult(
                 check_name="unique_date_keys",
@@ -381,10 +376,13 @@ def reconcile_hour(
 ) -> dict:
     """Fact rows + duplicates + quarantined rows of an hour against its raw rows."""
     raw = sum(entry["rows"] for _, entry in raw_file_uris(storage.lake, key, "sales_transactions"))
-    silver = storage.lake_table("silver", "transactions").hour(spark, key).count()
-    quarantined = storage.lake_table("quarantine", "transactions").hour(spark, key).count()
-    new = new_transactions_of(spark, storage, key).count()
-    counts = {name: table.hour(spark, key).count() for name, table in facts.items()}
+    counts = count_each({
+        "silver": storage.lake_table("silver", "transactions").hour(spark, key),
+        "quarantined": storage.lake_table("quarantine", "transactions").hour(spark, key),
+        "new": new_transactions_of(spark, storage, key),
+        **{name: table.hour(spark, key) for name, table in facts.items()},
+    })  # fmt: skip
+    silver, quarantined, new = (counts.pop(n) for n in ("silver", "quarantined", "new"))
     return {
         "hour": key,
         **counts,
