@@ -10,6 +10,7 @@ Usage: python -m bench.p1_dagster_vs_bare_spark [--quick]
 import statistics
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from bench.harness import START, Bench, headline, main, say
 
@@ -50,39 +51,52 @@ def bare_hour(spark, storage, key: str) -> dict[str, float]:
 
 
 def compare(bench: Bench, rows: int, repeats: int) -> dict:
-    """Median seconds of each way over `repeats` alternating runs of the second hour (the
-    first hour, run once through Dagster, creates the tables)."""
+    """Median seconds of each way over `repeats` runs of the second hour each, taking turns
+    to go first (the first hour, run once through Dagster, creates the tables)."""
     from dagster import DagsterInstance
 
     from retail_assets.assets.b2b import export_parts
     from retail_assets.definitions import batch_definitions
     from retail_assets.partitions import hour_values, key_of
-    from retail_assets.replay import run_hour
+    from retail_assets.replay import land, run_hour
     from retail_assets.resources import spark_session
 
     storage = bench.storage(f"p1_{rows}")
-    groups = bench.generate(f"p1_{rows}", 2, rows, seed=1)
-    bench.run_hours(storage, groups)
+    first, second = bench.generate(f"p1_{rows}", 2, rows, seed=1)
+    bench.run_hours(storage, [first])
+    land(second, Path(storage.landing_dir), START + timedelta(hours=1))
     key = key_of(START + timedelta(hours=1))
     definitions, instance = batch_definitions(storage), DagsterInstance.get()
     spark = spark_session(bench.settings)
     csv_file = export_parts(hour_values(key)["ingest_date"])
-    dagster, bare = [], []
-    for _ in range(repeats):
+    seconds: dict[str, list[float]] = {"dagster": [], "bare": []}
+    outputs = set()
+
+    def dagster() -> None:
         run = run_hour(key, instance, definitions)
         assert run.ok, "\n".join(run.lines)
-        dagster.append(run.seconds)
-        by_dagster = storage.exports.read_bytes(*csv_file)
+        seconds["dagster"].append(run.seconds)
+        steps["dagster"] = run.step_seconds
+
+    def bare() -> None:
         began = time.monotonic()
-        bare_steps = bare_hour(spark, storage, key)
-        bare.append(time.monotonic() - began)
-        assert storage.exports.read_bytes(*csv_file) == by_dagster, "bare CSV differs"
-        say(f"  {rows} rows: dagster {dagster[-1]:.1f}s, bare {bare[-1]:.1f}s")
-    ratio = statistics.median(dagster) / statistics.median(bare)
-    return {"rows": rows, "dagster_s": [round(s, 2) for s in dagster],
-            "bare_s": [round(s, 2) for s in bare], "ratio": round(ratio, 3),
-            "dagster_steps_s": {k: round(v, 2) for k, v in run.step_seconds.items()},
-            "bare_steps_s": {k: round(v, 2) for k, v in bare_steps.items()}}  # fmt: skip
+        steps["bare"] = bare_hour(spark, storage, key)
+        seconds["bare"].append(time.monotonic() - began)
+
+    steps: dict[str, dict] = {}
+    for repeat in range(repeats):
+        for way in (dagster, bare) if repeat % 2 == 0 else (bare, dagster):
+            way()
+            outputs.add(storage.exports.read_bytes(*csv_file))
+        say(f"  {rows:,} rows: dagster {seconds['dagster'][-1]:.1f}s, "
+            f"bare {seconds['bare'][-1]:.1f}s")  # fmt: skip
+    assert len(outputs) == 1, "the bare script's CSV differs from Dagster's"
+    ratio = statistics.median(seconds["dagster"]) / statistics.median(seconds["bare"])
+    return {"rows": rows, **{f"{way}_s": [round(v, 2) for v in values]
+                             for way, values in seconds.items()},
+            "ratio": round(ratio, 3),
+            **{f"{way}_steps_s": {k: round(v, 2) for k, v in values.items()}
+               for way, values in steps.items()}}  # fmt: skip
 
 
 def measure(bench: Bench, quick: bool) -> dict:

@@ -190,14 +190,15 @@ def dimension_asset(dimension: Dimension, upstream: list):
         for key in keys:
             write_changes(session, storage, dimension, key)
         stats = dimension_stats(session, storage, dimension, keys)
-        versions = versions_through(session, storage, dimension, keys[-1], through=True)
-        preview = versions.orderBy(F.desc("valid_from_hour"), "surrogate_key").limit(10)
+        # What the run changed, newest first (the change records: no window over history).
+        changes = storage.warehouse_table(f"{dimension.name}_changes").hours_of(session, keys)
+        preview = changes.orderBy(F.desc("recorded_hour"), "surrogate_key").limit(10)
         return MaterializeResult(
             metadata={
                 **{n: stats[n] for n in ("new_versions", "inferred_members", "completed_inferred")},
                 "versions": stats["versions"],
                 "table": storage.warehouse_table(dimension.name).name,
-                "preview": markdown_table([r.asDict() for r in preview.collect()]),
+                "changes": markdown_table([r.asDict() for r in preview.collect()]),
             },
             check_results=dimension_checks(stats),
         )
