@@ -274,23 +274,28 @@ FACT_KEYS = {
 }
 
 
-def fact_checks(name: str, rows: DataFrame) -> list[AssetCheckResult]:
+def fact_check_counts(name: str, rows: DataFrame) -> DataFrame:
+    """One row: `name`'s rows missing a key, and rows off the price rule."""
     missing_key = F.lit(False)
     for column in FACT_KEYS[name]:
         missing_key = missing_key | F.col(column).isNull()
     expected = with_total_paid_price(rows.withColumnRenamed("total_paid_price", "recorded"))
-    stats = expected.agg(
-        F.sum(missing_key.cast("int")).alias("missing"),
-        F.sum((F.col("recorded") != F.col("total_paid_price")).cast("int")).alias("off"),
-    ).collect()[0]
+    return expected.agg(
+        F.sum(missing_key.cast("int")).alias(f"{name}.missing"),
+        F.sum((F.col("recorded") != F.col("total_paid_price")).cast("int")).alias(f"{name}.off"),
+    )
+
+
+def fact_checks(name: str, stats: dict) -> list[AssetCheckResult]:
+    missing, off = stats[f"{name}.missing"] or 0, stats[f"{name}.off"] or 0
     return [
         AssetCheckResult(
-            asset_key=AssetKey(name), check_name=KEYS_PRESENT, passed=not stats["missing"],
-            metadata={"rows_missing_a_key": stats["missing"] or 0},
+            asset_key=AssetKey(name), check_name=KEYS_PRESENT, passed=not missing,
+            metadata={"rows_missing_a_key": missing},
         ),
         AssetCheckResult(
-            asset_key=AssetKey(name), check_name=PRICE_RULE, passed=not stats["off"],
-            metadata={"rows_off_the_rule": stats["off"] or 0},
+            asset_key=AssetKey(name), check_name=PRICE_RULE, passed=not off,
+            metadata={"rows_off_the_rule": off},
         ),
     ]  # fmt: skip
 
@@ -351,6 +356,7 @@ def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: S
         write_facts(session, storage, key)
         hours.append(reconcile_hour(session, storage, key, tables))
     unbalanced = [h["hour"] for h in hours if not h["balanced"]]
+    stats = one_row(*[fact_check_counts(n, t.hours_of(session, keys)) for n, t in tables.items()])
     for name, table in tables.items():
         reconciled = [
             AssetCheckResult(
@@ -367,7 +373,7 @@ def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: S
                 "table": table.name,
                 "hours": markdown_table(hours, limit=48),
             },
-            check_results=fact_checks(name, table.hours_of(session, keys))
+            check_results=fact_checks(name, stats)
             + (reconciled if name == "fact_branch_sales" else []),
         )
 
