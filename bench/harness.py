@@ -100,7 +100,7 @@ class Bench:
         from dagster import DagsterInstance
 
         from retail_assets.definitions import batch_definitions
-        from retail_assets.partitions import key_of
+        from retail_assets.hours import key_of
         from retail_assets.replay import land, run_hour
 
         definitions, instance = batch_definitions(storage), DagsterInstance.get()

@@ -28,7 +28,7 @@ def bare_hour(spark, storage, key: str) -> dict[str, float]:
         write_dates,
         write_facts,
     )
-    from retail_assets.partitions import hour_values
+    from retail_assets.hours import hour_values
     from retail_assets.transforms.insights import INSIGHTS
 
     steps = [
@@ -56,7 +56,7 @@ def compare(bench: Bench, rows: int, repeats: int) -> dict:
 
     from retail_assets.assets.b2b import export_parts
     from retail_assets.definitions import batch_definitions
-    from retail_assets.partitions import hour_values, key_of
+    from retail_assets.hours import hour_values, key_of
     from retail_assets.replay import run_hour
     from retail_assets.resources import spark_session
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from dagster import (
     AssetDep,
     BackfillPolicy,
@@ -14,7 +12,6 @@ from dagster import (
 
 from retail_assets.settings import Settings
 
-KEY_FORMAT = "%Y-%m-%d-%H:%M"
 # The run tags of a single-run backfill over a range of hours.
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -38,22 +35,3 @@ def hourly_asset(**kwargs):
     return asset(
         partitions_def=hourly_partitions, backfill_policy=BackfillPolicy.single_run(), **kwargs
     )
-
-
-def hour_of(key: str) -> datetime:
-    return datetime.strptime(key, KEY_FORMAT).replace(tzinfo=UTC)
-
-
-def key_of(hour: datetime) -> str:
-    return hour.astimezone(UTC).strftime("%Y-%m-%d-%H:00")
-
-
-def hour_values(key: str) -> dict[str, str]:
-    """The lake/table partition values of an hourly key: ingest_date and ingest_hour."""
-    hour = hour_of(key)
-    return {"ingest_date": hour.strftime("%Y-%m-%d"), "ingest_hour": hour.strftime("%H")}
-
-
-def hour_path(key: str) -> str:
-    """`ingest_date=YYYY-MM-DD/ingest_hour=HH`, the folder of an hour in every lake dataset."""
-    return "/".join(f"{name}={value}" for name, value in hour_values(key).items())

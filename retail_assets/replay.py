@@ -20,8 +20,9 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance, Definitions
 
 from retail_assets.assets.raw import marker_parts
+from retail_assets.hours import hour_of, key_of
 from retail_assets.landing import scan_landing
-from retail_assets.partitions import RANGE_END, RANGE_START, hour_of, key_of
+from retail_assets.partitions import RANGE_END, RANGE_START
 from retail_assets.resources import storage_resource
 from retail_assets.settings import Settings
 

@@ -19,9 +19,10 @@ from dagster import (
 
 from retail_assets.assets.raw import marker_parts
 from retail_assets.assets.streaming import EVENTS, checkpoint_parts
+from retail_assets.hours import hour_of
 from retail_assets.jobs import app_events_job, hourly_pipeline
 from retail_assets.landing import scan_landing
-from retail_assets.partitions import RANGE_END, RANGE_START, hour_of, hourly_partitions
+from retail_assets.partitions import RANGE_END, RANGE_START, hourly_partitions
 from retail_assets.resources import KafkaResource, StorageResource
 from retail_assets.streaming.checkpoint import lag, last_commit, position
 from retail_assets.streaming.kafka_source import behind_checkpoint, topic_offsets

@@ -15,7 +15,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.partitions import hour_of, hour_path, hour_values
+from retail_assets.hours import hour_of, hour_path, hour_values
 
 HOUR_COLUMNS = ("ingest_date", "ingest_hour")
 

@@ -86,7 +86,7 @@ def warehouse(spark, settings, warehouse_source, tmp_path_factory):
     Dagster runs it (every check asserted); (storage, partition keys)."""
     from datetime import timedelta
 
-    from retail_assets.partitions import key_of
+    from retail_assets.hours import key_of
     from retail_assets.replay import land
     from retail_assets_tests.helpers import WAREHOUSE_START, make_storage, run
 

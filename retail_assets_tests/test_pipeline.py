@@ -12,7 +12,7 @@ from dagster import DagsterInstance, materialize
 from retail_assets.assets.raw import raw_files, read_manifest
 from retail_assets.assets.silver import silver_transactions
 from retail_assets.generator import generate
-from retail_assets.partitions import hour_path, key_of
+from retail_assets.hours import hour_path, key_of
 from retail_assets.replay import land
 from retail_assets.resources import StorageResource, spark_resource
 from retail_assets_tests.helpers import HEADERS, valid_rows, write_group

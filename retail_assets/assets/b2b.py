@@ -19,8 +19,9 @@ from pyspark.sql import functions as F
 
 from retail_assets.assets.warehouse import versions_through
 from retail_assets.automation import follows_new_facts
+from retail_assets.hours import hour_values
 from retail_assets.metadata import as_json, bar_chart, markdown_table
-from retail_assets.partitions import hour_values, hourly_asset
+from retail_assets.partitions import hourly_asset
 from retail_assets.resources import SparkResource, StorageResource
 from retail_assets.transforms.insights import b2b_units
 from retail_assets.transforms.warehouse import PRODUCT, SALES_AGENT

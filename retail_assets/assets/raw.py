@@ -10,14 +10,11 @@ from functools import reduce
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from pyspark.sql import DataFrame, SparkSession
 
+from retail_assets.hours import hour_of, hour_path
 from retail_assets.lake import Lake
 from retail_assets.landing import FILE_KINDS, LandedGroup, scan_landing
 from retail_assets.metadata import markdown_table
-from retail_assets.partitions import (
-    hour_of,
-    hour_path,
-    hourly_asset,
-)
+from retail_assets.partitions import hourly_asset
 from retail_assets.resources import StorageResource
 from retail_assets.transforms.transactions import number_lines, parse_lines
 

@@ -23,13 +23,9 @@ from pyspark.sql import functions as F
 
 from retail_assets.assets.raw import raw_file_uris, raw_files, read_raw
 from retail_assets.assets.silver import new_transactions, silver_transactions
+from retail_assets.hours import hour_of
 from retail_assets.metadata import markdown_table
-from retail_assets.partitions import (
-    hour_of,
-    hourly_asset,
-    hourly_partitions,
-    own_previous_hour,
-)
+from retail_assets.partitions import hourly_asset, hourly_partitions, own_previous_hour
 from retail_assets.resources import SparkResource, StorageResource
 from retail_assets.tables import HourlyTable, count_each, one_row
 from retail_assets.transforms.transactions import (
