@@ -138,3 +138,9 @@ def count_each(frames: dict[str, DataFrame]) -> dict[str, int]:
 def one_row(*aggregates: DataFrame) -> dict:
     """Several one-row aggregates (distinct column names), computed in one Spark job."""
     return reduce(DataFrame.crossJoin, aggregates).collect()[0].asDict()
+
+
+def all_rows(frame: DataFrame, name: str) -> DataFrame:
+    """A one-row aggregate holding every row of a small `frame` (column `name`: a list of
+    Rows), so it is collected in the same one_row job as the counts. In no particular order."""
+    return frame.agg(F.collect_list(F.struct(*frame.columns)).alias(name))

@@ -27,7 +27,7 @@ from retail_assets.hours import hour_of, key_of
 from retail_assets.metadata import as_json, bar_chart, markdown_table
 from retail_assets.partitions import hourly_partitions, own_previous_hour
 from retail_assets.resources import SparkResource, StorageResource
-from retail_assets.tables import one_row
+from retail_assets.tables import HOUR_COLUMNS, all_rows, one_row
 from retail_assets.transforms.insights import INSIGHTS, as_of, fact_totals, sales
 from retail_assets.transforms.warehouse import PRODUCT
 
@@ -115,14 +115,17 @@ def snapshot_hour(
         for name in names
         if builds_on_previous
     ]
-    added = one_row(fact_totals(frame), *previous_sums)  # one Spark job for every total
+    snapshots = [
+        all_rows(storage.warehouse_table(name).hour(spark, key).drop(*HOUR_COLUMNS), f"{name}.rows")
+        for name in names
+    ]
+    added = one_row(fact_totals(frame), *previous_sums, *snapshots)  # one Spark job for all
     results = {}
     for name in names:
         _, measures, within = INSIGHTS[name]
-        table = storage.warehouse_table(name)
         before = {m: added.get(f"{name}.{m}") or 0 for m in measures}
-        written = table.hour(spark, key).drop("ingest_date", "ingest_hour")
-        rows = [r.asDict() for r in written.orderBy(*within, "rank").collect()]
+        rows = sorted((r.asDict() for r in added[f"{name}.rows"]),
+                      key=lambda r: (*(r[c] for c in within), r["rank"]))  # fmt: skip
         totals = {
             m: {
                 "snapshot": sum(r[m] for r in rows),

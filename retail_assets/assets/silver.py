@@ -14,7 +14,7 @@ from retail_assets.assets.raw import raw_file_uris, raw_files, read_raw
 from retail_assets.metadata import markdown_table
 from retail_assets.partitions import hourly_asset, own_previous_hour
 from retail_assets.resources import SparkResource, StorageResource
-from retail_assets.tables import count_each
+from retail_assets.tables import all_rows, count_each, one_row
 from retail_assets.transforms.transactions import (
     SOURCE_FIELDS,
     clean_transactions,
@@ -50,8 +50,11 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
     silver = spark.read.parquet(silver_path)
     outcome = silver.select(F.lit(None).cast("string").alias("reason")).unionByName(
         spark.read.parquet(quarantine_path).select("reason")
-    )  # a silver row has no reason: one job counts both sides
-    reasons = {row["reason"]: row["count"] for row in outcome.groupBy("reason").count().collect()}
+    )  # a silver row has no reason: one job counts both sides, and takes the preview
+    counted = one_row(
+        all_rows(outcome.groupBy("reason").count(), "reasons"), all_rows(silver.limit(5), "preview")
+    )
+    reasons = {row["reason"]: row["count"] for row in counted["reasons"]}
     silver_rows_written = reasons.pop(None, 0)
     return {
         "hour": key,
@@ -64,7 +67,7 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
         ),
         "empty_files": [entry["lake_file"] for _, entry in files if entry["empty"]],
         "silver_path": silver_path,
-        "preview": [row.asDict() for row in silver.limit(5).collect()],
+        "preview": [row.asDict() for row in counted["preview"]],
     }
 
 

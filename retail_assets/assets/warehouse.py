@@ -27,7 +27,7 @@ from retail_assets.hours import hour_of
 from retail_assets.metadata import markdown_table
 from retail_assets.partitions import hourly_asset, hourly_partitions, own_previous_hour
 from retail_assets.resources import SparkResource, StorageResource
-from retail_assets.tables import HourlyTable, count_each, one_row
+from retail_assets.tables import HourlyTable, all_rows, count_each, one_row
 from retail_assets.transforms.transactions import (
     AGENT_FIELDS,
     BRANCH_FIELDS,
@@ -53,6 +53,7 @@ from retail_assets.transforms.warehouse import (
 
 UNIQUE_KEYS = "unique_surrogate_keys"
 ONE_CURRENT = "one_current_row_per_natural_key"
+PREVIEW_ROWS = 10  # change records shown with each materialization
 
 
 def new_transactions_of(spark: SparkSession, storage: StorageResource, key: str) -> DataFrame:
@@ -127,12 +128,14 @@ def write_changes(
 def dimension_stats(
     spark: SparkSession, storage: StorageResource, dimension: Dimension, keys: list[str]
 ) -> dict:
-    """What the hours `keys` changed, and the counts behind the checks over every version
-    through the last of them, in one Spark job."""
+    """What the hours `keys` changed (counts, and the newest change records), and the counts
+    behind the checks over every version through the last of them, in one Spark job."""
     versions = versions_through(spark, storage, dimension, keys[-1], through=True)
     changes = storage.warehouse_table(f"{dimension.name}_changes").hours_of(spark, keys)
     first_version = F.col("valid_from_hour") == F.col("recorded_hour")  # else: a completion
+    newest = changes.orderBy(F.desc("recorded_hour"), "surrogate_key").limit(PREVIEW_ROWS)
     return one_row(
+        all_rows(newest, "newest_changes"),
         changes.agg(
             F.count(F.when(first_version & ~F.col("is_inferred"), 1)).alias("new_versions"),
             F.count(F.when(first_version & F.col("is_inferred"), 1)).alias("inferred_members"),
@@ -187,14 +190,15 @@ def dimension_asset(dimension: Dimension, upstream: list):
             write_changes(session, storage, dimension, key)
         stats = dimension_stats(session, storage, dimension, keys)
         # What the run changed, newest first (the change records: no window over history).
-        changes = storage.warehouse_table(f"{dimension.name}_changes").hours_of(session, keys)
-        preview = changes.orderBy(F.desc("recorded_hour"), "surrogate_key").limit(10)
+        newest = sorted((r.asDict() for r in stats["newest_changes"]),
+                        key=lambda r: r["surrogate_key"])  # fmt: skip
+        newest.sort(key=lambda r: r["recorded_hour"], reverse=True)
         return MaterializeResult(
             metadata={
                 **{n: stats[n] for n in ("new_versions", "inferred_members", "completed_inferred")},
                 "versions": stats["versions"],
                 "table": storage.warehouse_table(dimension.name).name,
-                "changes": markdown_table([r.asDict() for r in preview.collect()]),
+                "changes": markdown_table(newest),
             },
             check_results=dimension_checks(stats),
         )
