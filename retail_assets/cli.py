@@ -9,15 +9,11 @@ import json
 import os
 import signal
 import sys
-import warnings
 from pathlib import Path
 
-# Dagster flags backfill_policy as beta on every import; it is chosen deliberately.
-warnings.filterwarnings("ignore", message=".*backfill_policy.*")
-
-from retail_assets.replay import ReplayError  # noqa: E402
-from retail_assets.services import ServiceError  # noqa: E402
-from retail_assets.settings import CHECKOUT_DIR, Settings, prepare_dagster_home  # noqa: E402
+from retail_assets.replay import ReplayError
+from retail_assets.services import ServiceError
+from retail_assets.settings import CHECKOUT_DIR, Settings, prepare_dagster_home
 
 DEMO_START = "2025-06-01-22:00"  # crosses midnight: two ingest days
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 from dagster import (
     AssetDep,
     BackfillPolicy,
+    BetaWarning,
     HourlyPartitionsDefinition,
     TimeWindowPartitionMapping,
     asset,
+    multi_asset,
 )
 
 from retail_assets.settings import Settings
@@ -30,8 +34,22 @@ def own_previous_hour(name: str) -> AssetDep:
     return AssetDep(name, partition_mapping=previous_hour)
 
 
+def single_run_backfill(decorator, **kwargs):
+    """`decorator(**kwargs)` (@asset, @multi_asset) whose backfill of a range runs as one run.
+
+    Dagster marks `backfill_policy` beta and warns once per asset on every import; the policy is
+    chosen deliberately, so exactly that warning is silenced here, where it is raised.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Parameter `backfill_policy`", BetaWarning)
+        return decorator(backfill_policy=BackfillPolicy.single_run(), **kwargs)
+
+
 def hourly_asset(**kwargs):
-    """@asset on the hourly partitions; a backfill of a range runs as one run."""
-    return asset(
-        partitions_def=hourly_partitions, backfill_policy=BackfillPolicy.single_run(), **kwargs
-    )
+    """@asset on the hourly partitions, backfilled in one run."""
+    return single_run_backfill(asset, partitions_def=hourly_partitions, **kwargs)
+
+
+def hourly_multi_asset(**kwargs):
+    """@multi_asset backfilled in one run (its specs carry the hourly partitions)."""
+    return single_run_backfill(multi_asset, **kwargs)

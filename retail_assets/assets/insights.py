@@ -13,10 +13,8 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    multi_asset,
 )
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -25,7 +23,7 @@ from retail_assets.assets.warehouse import fact_tables, versions_through
 from retail_assets.automation import follows_new_facts
 from retail_assets.hours import hour_of, key_of
 from retail_assets.metadata import as_json, bar_chart, markdown_table
-from retail_assets.partitions import hourly_partitions, own_previous_hour
+from retail_assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
 from retail_assets.resources import SparkResource, StorageResource
 from retail_assets.tables import HOUR_COLUMNS, all_rows, one_row
 from retail_assets.transforms.insights import INSIGHTS, as_of, fact_totals, sales
@@ -147,7 +145,7 @@ def snapshot_hour(
     return results
 
 
-@multi_asset(
+@hourly_multi_asset(
     specs=[
         AssetSpec(
             name,
@@ -163,7 +161,6 @@ def snapshot_hour(
     check_specs=[
         AssetCheckSpec(check, asset=name) for name in INSIGHTS for check in (RANKS, TOTALS)
     ],
-    backfill_policy=BackfillPolicy.single_run(),
     # Subsettable: one insight can be materialized alone, and Dagster's automation treats each
     # as its own step (a non-subsettable multi-asset with self-dependencies gets its previous
     # hour requested too).

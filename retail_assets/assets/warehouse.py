@@ -13,10 +13,8 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    multi_asset,
 )
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -25,7 +23,12 @@ from retail_assets.assets.raw import raw_file_uris, raw_files, read_raw
 from retail_assets.assets.silver import new_transactions, silver_transactions
 from retail_assets.hours import hour_of
 from retail_assets.metadata import markdown_table
-from retail_assets.partitions import hourly_asset, hourly_partitions, own_previous_hour
+from retail_assets.partitions import (
+    hourly_asset,
+    hourly_multi_asset,
+    hourly_partitions,
+    own_previous_hour,
+)
 from retail_assets.resources import SparkResource, StorageResource
 from retail_assets.tables import HourlyTable, all_rows, count_each, one_row
 from retail_assets.transforms.transactions import (
@@ -318,7 +321,7 @@ def write_facts(spark: SparkSession, storage: StorageResource, key: str) -> None
         keyed.unpersist()
 
 
-@multi_asset(
+@hourly_multi_asset(
     specs=[
         AssetSpec(
             name,
@@ -344,7 +347,6 @@ def write_facts(spark: SparkSession, storage: StorageResource, key: str) -> None
             description="both facts + duplicates + quarantined = raw rows, every hour",
         )
     ],
-    backfill_policy=BackfillPolicy.single_run(),
 )
 def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: StorageResource):
     """Both facts from one keyed frame: each new transaction with the surrogate keys of the
