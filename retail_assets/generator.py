@@ -1,4 +1,4 @@
-"""Reproducible source data, shaped like the real source system's files (SPEC.md §1).
+"""Reproducible source data, shaped like the real source system's files (docs/rules.md §1).
 
 The real groups can't be shipped with the project, and clean sample data would hide the
 bugs that matter. This module writes look-alike groups from a seed, with every kind of dirt

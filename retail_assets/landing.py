@@ -1,9 +1,9 @@
 """The landing folder: which source groups have arrived, which are complete, and when they came.
 
-A group is a folder named `group…` holding one `branches*.csv`, one `sales_agents*.csv` and one
-`sales_transactions*.csv` (SPEC.md §1). Its arrival time is the newest modification time of its
-three files, so the hourly partition a group belongs to is a fact of the landing folder that
-the sensor, the raw asset and a replay all compute the same way.
+A group is a folder named `group…` holding one `branches*.csv`, one `sales_agents*.csv` and
+one `sales_transactions*.csv` (docs/rules.md §1). Its arrival time is the newest modification
+time of its three files, so the hourly partition a group belongs to is a fact of the landing
+folder that the sensor, the raw asset and a replay all compute the same way.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The embedded default Spark: one local Spark Connect server that owns the Hive metastore.
 
-Why one long-lived server (DESIGN.md §1): a JVM start costs ~6 s per process, and the
+Why one long-lived server (docs/design.md §1): a JVM start costs ~6 s per process, and the
 embedded Derby metastore admits a single JVM. Every Dagster step connects as a client.
 """
 

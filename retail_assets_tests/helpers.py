@@ -55,7 +55,7 @@ def write_group(
 
 
 def valid_rows(path: Path) -> list[dict]:
-    """The transactions of a source file that SPEC.md §2 keeps, cleaned — computed here with
+    """The transactions of a source file that docs/rules.md §2 keeps, cleaned — computed here with
     the csv module and Decimal, independently of the Spark transforms under test."""
     rows = []
     with open(path, newline="", encoding="utf-8") as handle:

@@ -1,4 +1,4 @@
-"""The generator must reproduce the source file contract (SPEC.md §1), dirt included.
+"""The generator must reproduce the source file contract (docs/rules.md §1), dirt included.
 
 Every check reads the written files, as the pipeline will, rather than the generator's
 internals.
@@ -25,7 +25,7 @@ TRANSACTION_HEADER = (
     "shipping_address"
 )
 OFFERS = [f"offer_{k}" for k in range(1, 6)]
-# SPEC.md §1's list, written out here on purpose: the oracle must not import the generator's.
+# docs/rules.md §1's list, written out here on purpose: the oracle must not import the generator's.
 EMAIL_TAILS = {"#4r", ";", "]x", "'", "\\", "|", "^", "[", "&", "}4", "$u", "*", ":", "<", "(", "{", ">", '"', "/", ")x", "%x", " ", "m"}  # fmt: skip  # noqa: E501
 CLEAN_EMAIL = re.compile(r"([a-z]+)\.([a-z]+)@(gmail|yahoo|hotmail|outlook)\.com")
 UNPADDED_DATE = re.compile(r"\d{4}-[1-9]\d?-[1-9]\d?")

@@ -1,4 +1,4 @@
-"""Marketing insights and the daily B2B CSV (SPEC.md §4) over the shared warehouse replay,
+"""Marketing insights and the daily B2B CSV (docs/rules.md §4) over the shared warehouse replay,
 which starts at 22:00 (two ingest days) and re-delivers a group.
 
 Every expected output is computed here from the source files (csv module, Decimal, pandas
@@ -46,7 +46,7 @@ def snapshot(spark, storage, name, key):
 
 
 def expected_insights(source, through):
-    """The four snapshots over the first arrivals of groups 0..through, ranked by SPEC.md §4
+    """The four snapshots over the first arrivals of groups 0..through, ranked by docs/rules.md §4
     with this project's documented tie-breaks."""
     arrivals = first_arrivals(source)[: through + 1]
     rows = [r for new in arrivals for r in new]

@@ -1,4 +1,4 @@
-"""Unit tests of the silver rules (SPEC.md §2), one per rule and per quarantine reason."""
+"""Unit tests of the silver rules (docs/rules.md §2), one per rule and per quarantine reason."""
 
 from decimal import Decimal
 

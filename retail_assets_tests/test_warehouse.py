@@ -1,5 +1,5 @@
 """The warehouse over a generated source with a re-delivered group, changed agent and customer
-attributes and a late-announced branch and agent (SPEC.md §3).
+attributes and a late-announced branch and agent (docs/rules.md §3).
 
 Expected counts, versions and keys are computed here from the source files (csv module), in
 group order, independently of the transforms; the hourly job runs as Dagster runs it.

@@ -86,7 +86,7 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
 def silver_transactions(
     context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> MaterializeResult:
-    """Typed, cleaned transactions (SPEC.md §2) in retail_lake.silver_transactions; unusable
+    """Typed, cleaned transactions (docs/rules.md §2) in retail_lake.silver_transactions; unusable
     rows in retail_lake.quarantine_transactions with a reason."""
     hours = [silver_hour(spark.spark_session, storage, key) for key in context.partition_keys]
     for hour in hours:
@@ -139,7 +139,7 @@ def write_new_transactions(spark: SparkSession, storage: StorageResource, key: s
 def new_transactions(
     context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> MaterializeResult:
-    """Silver transactions of the hour whose transaction_id never arrived before (SPEC.md §2:
+    """Silver transactions of the hour whose transaction_id never arrived before (docs/rules.md §2:
     the first arrival wins). Dimensions and facts read only these, so a re-delivered group
     adds nothing to the warehouse; it depends on its previous hour, the ids seen so far."""
     session = spark.spark_session

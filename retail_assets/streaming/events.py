@@ -1,4 +1,5 @@
-"""App-log events (SPEC.md §5): what the app sends to topic `app_logs`, and how it is produced.
+"""App-log events (docs/rules.md §5): what the app sends to topic `app_logs`, and how it is
+produced.
 
 The schema is dynamic: producers may add fields at any time (`extra` below does so).
 """

@@ -1,13 +1,13 @@
 """A Kafka source for Spark Structured Streaming on Spark's Python Data Source API.
 
-Spark here has no Kafka connector (DESIGN.md §4), so this source reads with confluent-kafka:
+Spark here has no Kafka connector (docs/design.md §4), so this source reads with confluent-kafka:
 offsets are {"<partition>": next offset}, a micro-batch reads [start, end) of each partition,
 and the query's checkpoint holds the offsets, so a restart re-reads exactly the batch it had
 not committed. Where a cluster has the official connector, `format("kafka")` is a setting.
 
 The end of a partition is found by reading from the listed high watermark until the fetch
 says end-of-partition: Tansu lists the last batch's base offset + 1 rather than the true end
-(DESIGN.md §3), and a fetch response carries the true high watermark.
+(docs/design.md §3), and a fetch response carries the true high watermark.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""App-log events (SPEC.md §5): Kafka records → typed events, nothing dropped.
+"""App-log events (docs/rules.md §5): Kafka records → typed events, nothing dropped.
 
 Known fields are typed; every other top-level field is kept, as JSON, in `extra_fields`. A
 record that is not a JSON object with a readable timestamp is kept whole in `raw_value` and

@@ -1,4 +1,4 @@
-"""Marketing insights and the B2B export (SPEC.md §4).
+"""Marketing insights and the B2B export (docs/rules.md §4).
 
 An insight snapshot is the previous hour's running totals plus the hour's new facts, ranked
 again: an hour costs what its facts and the (small) totals cost, not what history costs.

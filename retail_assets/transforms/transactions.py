@@ -1,4 +1,4 @@
-"""Source sales transactions → silver rows and quarantined rows (SPEC.md §1–2).
+"""Source sales transactions → silver rows and quarantined rows (docs/rules.md §1–2).
 
 Every business rule of the silver layer lives here exactly once, as a pure function from
 DataFrame to DataFrame (or Column to Column), so it can be unit-tested on a tiny frame and read

@@ -1,4 +1,4 @@
-"""Warehouse rules (SPEC.md §3): first arrival wins, SCD type 2 with inferred members, facts.
+"""Warehouse rules (docs/rules.md §3): first arrival wins, SCD type 2 with inferred members, facts.
 
 Dimensions are kept as change records, each recorded in one ingest hour: a new version (new
 surrogate key, valid from that hour) or the completion of an inferred member (same key, real
