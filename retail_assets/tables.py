@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from functools import reduce
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.hours import hour_of, hour_path, hour_values
+from retail_assets.hours import hour_path, hour_values
 
 HOUR_COLUMNS = ("ingest_date", "ingest_hour")
 
@@ -37,7 +37,9 @@ class HourlyTable:
         frame = frame.drop(*HOUR_COLUMNS)  # the hour's folder carries them
         self.ensure(spark, frame)
         path = f"{self.location}/{hour_path(key)}"
-        writer = frame.write.mode("overwrite")
+        # Static: the whole hour folder is replaced, sub-partitions the new data lacks included
+        # (the session's dynamic mode would keep a month folder only the old data had).
+        writer = frame.write.mode("overwrite").option("partitionOverwriteMode", "static")
         if self.sub_partition:
             writer = writer.partitionBy(self.sub_partition)
         writer.parquet(path)
@@ -63,23 +65,42 @@ class HourlyTable:
         return bool(shown.take(1))
 
     def hours(self, spark: SparkSession, key: str, *, through: bool) -> DataFrame | None:
-        """Partitions before hour `key` (through=True: up to and including it); None if no table.
-
-        The filter is on partition columns only, so Spark reads just those partitions.
-        """
+        """Partitions before hour `key` (through=True: up to and including it); None if no table."""
         if not spark.catalog.tableExists(self.name):
             return None
-        label = F.concat_ws(" ", *HOUR_COLUMNS)  # 'YYYY-MM-DD HH' sorts like the hours
-        bound = F.lit(f"{hour_of(key):%Y-%m-%d %H}")
-        return spark.table(self.name).where(label <= bound if through else label < bound)
+        return spark.table(self.name).where(hours_before(key, through=through))
 
     def hour(self, spark: SparkSession, key: str) -> DataFrame:
         return self.hours_of(spark, [key])
 
     def hours_of(self, spark: SparkSession, keys: list[str]) -> DataFrame:
         """The given hours (through the metastore: an empty hour still has the schema)."""
-        label = F.concat_ws(" ", *HOUR_COLUMNS)
-        return spark.table(self.name).where(label.isin([f"{hour_of(k):%Y-%m-%d %H}" for k in keys]))
+        return spark.table(self.name).where(hours_in(keys))
+
+
+# Hour filters are plain comparisons of the partition columns, which Spark hands to the
+# metastore: it lists only the matching partitions. (A filter on an expression of them, such
+# as concat_ws, is not pushed down: every partition of the table would be listed.)
+
+
+def hours_in(keys: list[str]) -> Column:
+    """The partitions of the hours `keys`."""
+    by_date: dict[str, list[str]] = {}
+    for key in keys:
+        values = hour_values(key)
+        by_date.setdefault(values["ingest_date"], []).append(values["ingest_hour"])
+    date, hour = F.col(HOUR_COLUMNS[0]), F.col(HOUR_COLUMNS[1])
+    return reduce(
+        Column.__or__, [(date == day) & hour.isin(hours) for day, hours in by_date.items()]
+    )
+
+
+def hours_before(key: str, *, through: bool) -> Column:
+    """The partitions before hour `key` (through=True: and `key` itself)."""
+    values = hour_values(key)
+    date, hour = F.col(HOUR_COLUMNS[0]), F.col(HOUR_COLUMNS[1])
+    same_day = hour <= values["ingest_hour"] if through else hour < values["ingest_hour"]
+    return (date < values["ingest_date"]) | ((date == values["ingest_date"]) & same_day)
 
 
 def ensure_table(
