@@ -17,14 +17,10 @@ from retail_assets.assets.warehouse import (
 )
 from retail_assets.automation import outputs_automation
 from retail_assets.jobs import app_events_job, hourly_pipeline
-from retail_assets.resources import (
-    StorageResource,
-    kafka_resource,
-    spark_resource,
-    storage_resource,
-)
+from retail_assets.resources import kafka_resource, spark_resource
 from retail_assets.sensors import kafka_sensor, landing_sensor
 from retail_assets.settings import Settings
+from retail_assets.storage.resource import StorageResource, storage_resource
 
 settings = Settings.from_env()
 

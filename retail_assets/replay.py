@@ -19,12 +19,11 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, Definitions
 
-from retail_assets.assets.raw import marker_parts
-from retail_assets.hours import hour_of, key_of
 from retail_assets.landing import scan_landing
 from retail_assets.partitions import RANGE_END, RANGE_START
-from retail_assets.resources import storage_resource
 from retail_assets.settings import Settings
+from retail_assets.storage.hours import hour_of, key_of
+from retail_assets.storage.resource import storage_resource
 
 # The run's full event log is in the instance (and the UI); the terminal gets a summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -133,12 +132,12 @@ def replay(
     groups = source_groups(source_dir, group_names)
     instance = DagsterInstance.get()
     settings = Settings.from_env()
-    lake = storage_resource(settings).lake
+    storage = storage_resource(settings)
     start = hour_of(start_key)
     for index, group in enumerate(groups):
         arrival = start + timedelta(hours=index)
         landed = land(group, settings.landing_dir, arrival)
-        marker = lake.read_json(*marker_parts(landed.name))
+        marker = storage.group_marker(landed.name)
         key = marker["partition"] if marker else key_of(arrival)
         if key != key_of(arrival):
             say(f"{landed.name} was already ingested in {key}; re-running that hour")

@@ -1,18 +1,15 @@
-"""Resources: Spark (dagster-pyspark's resource) and where the lake, landing and exports are."""
+"""Resources: Spark (dagster-pyspark's resource) and Kafka; storage is `retail_assets.storage`."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from dagster_pyspark import PySparkResource
 from dagster_pyspark.resources import spark_session_from_config
 
 from retail_assets import kafka_broker, spark_server
-from retail_assets.lake import Lake
 from retail_assets.settings import Settings
-from retail_assets.tables import HourlyTable
 
 
 class SparkResource(PySparkResource):
@@ -28,38 +25,6 @@ class SparkResource(PySparkResource):
         if self.manage_local_server:
             spark_server.ensure(Settings.from_env())
         super().setup_for_execution(context)
-
-
-class StorageResource(ConfigurableResource):
-    """Where files are: the landing folder (local), the lake (local, hdfs:// or s3a://), exports."""
-
-    landing_dir: str
-    lake_root: str
-    exports_dir: str
-    lake_database: str = "retail_lake"  # silver, quarantine
-    warehouse_database: str = "retail_dwh"  # dimensions, facts, insights
-
-    @property
-    def lake(self) -> Lake:
-        return Lake(self.lake_root)
-
-    def lake_table(self, layer: str, name: str) -> HourlyTable:
-        """retail_lake.<layer>_<name> at lake/<layer>/<name> (silver, quarantine)."""
-        return HourlyTable(f"{self.lake_database}.{layer}_{name}", self.lake.uri(layer, name))
-
-    def warehouse_table(self, name: str, sub_partition: str | None = None) -> HourlyTable:
-        """retail_dwh.<name> at lake/warehouse/<name>."""
-        location = self.lake.uri("warehouse", name)
-        return HourlyTable(f"{self.warehouse_database}.{name}", location, sub_partition)
-
-    @property
-    def exports(self) -> Lake:
-        """The exports folder (a partner's drop folder may be remote too)."""
-        return Lake(self.exports_dir)
-
-    @property
-    def landing_dir_path(self) -> Path:
-        return Path(self.landing_dir)
 
 
 class KafkaResource(ConfigurableResource):
@@ -105,16 +70,6 @@ def spark_resource(settings: Settings) -> SparkResource:
     else:
         config = {"spark.remote": settings.spark_remote}
     return SparkResource(spark_config=config, manage_local_server=settings.manages_local_spark)
-
-
-def storage_resource(settings: Settings) -> StorageResource:
-    return StorageResource(
-        landing_dir=str(settings.landing_dir),
-        lake_root=settings.lake_root,
-        exports_dir=settings.exports_dir,
-        lake_database=settings.lake_database,
-        warehouse_database=settings.warehouse_database,
-    )
 
 
 def kafka_resource(settings: Settings) -> KafkaResource:

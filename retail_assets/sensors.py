@@ -17,14 +17,14 @@ from dagster import (
     sensor,
 )
 
-from retail_assets.assets.raw import marker_parts
-from retail_assets.assets.streaming import EVENTS, checkpoint_parts
-from retail_assets.hours import hour_of
+from retail_assets.assets.streaming import EVENTS
 from retail_assets.jobs import app_events_job, hourly_pipeline
 from retail_assets.landing import scan_landing
 from retail_assets.partitions import RANGE_END, RANGE_START, hourly_partitions
-from retail_assets.resources import KafkaResource, StorageResource
-from retail_assets.streaming.checkpoint import lag, last_commit, position
+from retail_assets.resources import KafkaResource
+from retail_assets.storage.checkpoints import lag, position
+from retail_assets.storage.hours import hour_of
+from retail_assets.storage.resource import StorageResource
 from retail_assets.streaming.kafka_source import behind_checkpoint, topic_offsets
 
 
@@ -51,13 +51,13 @@ def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -
     cursor = json.loads(context.cursor or "{}")
     pending: dict[str, str] = cursor.get("pending", {})
     last_hour: str | None = cursor.get("last_hour")
-    lake, notes, by_hour = storage.lake, [], {}
+    notes, by_hour = [], {}
     groups = scan_landing(storage.landing_dir_path)
     for group in groups:
         if not group.complete:
             notes.append(f"{group.name} not ingested: {'; '.join(group.problems)}")
             continue
-        marker = lake.read_json(*marker_parts(group.name))
+        marker = storage.group_marker(group.name)
         if marker:
             pending.pop(group.name, None)
             if marker["fingerprint"] != group.fingerprint:
@@ -131,7 +131,7 @@ def kafka_sensor(
         return SkipReason(f"Kafka at {kafka.bootstrap_servers} is not reachable: {error}")
     if not ends:
         return SkipReason(f"topic {kafka.topic} does not exist yet")
-    at = position(last_commit(storage.lake, *checkpoint_parts(kafka.topic, EVENTS)), starts)
+    at = position(storage.last_commit(kafka.topic, EVENTS), starts)
     try:
         behind_checkpoint(at, ends)
     except KafkaException as error:

@@ -86,8 +86,8 @@ def warehouse(spark, settings, warehouse_source, tmp_path_factory):
     Dagster runs it (every check asserted); (storage, partition keys)."""
     from datetime import timedelta
 
-    from retail_assets.hours import key_of
     from retail_assets.replay import land
+    from retail_assets.storage.hours import key_of
     from retail_assets_tests.helpers import WAREHOUSE_START, make_storage, run
 
     storage = make_storage(tmp_path_factory.mktemp("wh"), "wh")

@@ -3,8 +3,8 @@
 import hashlib
 from datetime import UTC, datetime
 
-from retail_assets.lake import Lake
 from retail_assets.landing import scan_landing
+from retail_assets.storage.lake import Lake
 from retail_assets_tests.helpers import write_group
 
 ARRIVAL = datetime(2025, 3, 4, 5, 42, tzinfo=UTC)
@@ -80,7 +80,7 @@ def test_lake_copy_hashes_counts_lines_and_reads_header(tmp_path):
 
 
 def test_lake_line_count_matches_across_chunk_boundaries(tmp_path, monkeypatch):
-    import retail_assets.lake as lake_module
+    import retail_assets.storage.lake as lake_module
 
     monkeypatch.setattr(lake_module, "COPY_CHUNK", 3)  # \r and \n of one CRLF in two chunks
     source = tmp_path / "in.csv"

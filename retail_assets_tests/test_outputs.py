@@ -21,8 +21,8 @@ from dagster import (
 
 from retail_assets.assets.b2b import HEADER
 from retail_assets.definitions import BATCH_ASSETS, defs
-from retail_assets.hours import hour_of
 from retail_assets.resources import spark_resource
+from retail_assets.storage.hours import hour_of
 from retail_assets.transforms.insights import top_offers, top_products
 from retail_assets_tests.helpers import first_arrivals, last_attributes, read_csv_rows
 

@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, materialize
 
-from retail_assets.assets.raw import raw_files, read_manifest
+from retail_assets.assets.raw import raw_files
 from retail_assets.assets.silver import silver_transactions
 from retail_assets.generator import generate
-from retail_assets.hours import hour_path, key_of
 from retail_assets.replay import land
-from retail_assets.resources import StorageResource, spark_resource
+from retail_assets.resources import spark_resource
+from retail_assets.storage.hours import hour_path, key_of
+from retail_assets.storage.resource import StorageResource
 from retail_assets_tests.helpers import HEADERS, valid_rows, write_group
 
 START = datetime(2025, 3, 1, 0, tzinfo=UTC)
@@ -93,7 +94,7 @@ def test_each_hour_reconciles_with_the_source_files(spark, storage, generated):
         raw_lines = source.read_bytes().count(b"\n") - 1
         silver, quarantine = silver_of(spark, storage, key), quarantine_of(spark, storage, key)
         assert silver.count() + quarantine.count() == raw_lines
-        manifest = read_manifest(storage.lake, key)
+        manifest = storage.raw_manifest(key)
         assert [g["group"] for g in manifest["groups"]] == [group.name]
         assert manifest["groups"][0]["files"]["sales_transactions"]["rows"] == raw_lines
 
@@ -130,7 +131,7 @@ def test_rerunning_an_hour_leaves_identical_silver(spark, settings, storage, gen
     run_hours(spark, settings, storage, [keys[1]])
     assert sorted_rows(silver_of(spark, storage, keys[1])) == before
     assert sorted_rows(quarantine_of(spark, storage, keys[1])) == quarantined
-    assert len(read_manifest(storage.lake, keys[1])["groups"]) == 1
+    assert len(storage.raw_manifest(keys[1])["groups"]) == 1
 
 
 def test_silver_table_is_in_the_metastore(spark, generated):
@@ -201,7 +202,7 @@ def test_header_only_file_gives_an_empty_hour(spark, storage, bad):
 def test_empty_file_is_kept_and_gives_an_empty_hour(spark, storage, bad):
     hours, _ = bad
     assert outcome(spark, storage, bad, "group102") == (0, [])
-    entry = read_manifest(storage.lake, hours["group102"])["groups"][0]["files"]
+    entry = storage.raw_manifest(hours["group102"])["groups"][0]["files"]
     assert entry["sales_transactions"]["empty"] is True
     lake_file = entry["sales_transactions"]["lake_file"]
     assert storage.lake.exists("raw", hour_path(hours["group102"]), lake_file)
@@ -249,7 +250,7 @@ def test_incomplete_and_outside_groups_are_not_ingested(spark, settings, storage
         transactions=(HEADERS["sales_transactions"] + "\n" + good_rows(7)).encode(),
     )
     run_hours(spark, settings, storage, [key_of(arrival)])
-    manifest = read_manifest(storage.lake, key_of(arrival))
+    manifest = storage.raw_manifest(key_of(arrival))
     assert [g["group"] for g in manifest["groups"]] == ["group122"]
     assert silver_of(spark, storage, key_of(arrival)).count() == 1
 
@@ -261,10 +262,8 @@ def test_a_group_is_never_ingested_twice(spark, settings, storage, bad):
     for file in folder.iterdir():  # dropped again: same name, new arrival time
         file.write_bytes(file.read_bytes())
     run_hours(spark, settings, storage, [key_of(later), hours["group105"]])
-    assert read_manifest(storage.lake, key_of(later))["groups"] == []
-    assert [g["group"] for g in read_manifest(storage.lake, hours["group105"])["groups"]] == [
-        "group105"
-    ]
+    assert storage.raw_manifest(key_of(later))["groups"] == []
+    assert [g["group"] for g in storage.raw_manifest(hours["group105"])["groups"]] == ["group105"]
     assert outcome(spark, storage, bad, "group105") == (2, [])
 
 

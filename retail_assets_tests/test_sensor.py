@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
-from retail_assets.assets.raw import marker_parts
-from retail_assets.resources import StorageResource
 from retail_assets.sensors import RANGE_END, RANGE_START, landing_sensor
+from retail_assets.storage.resource import StorageResource
 from retail_assets_tests.helpers import write_group
 
 ARRIVAL = datetime(2025, 3, 4, 5, 42, tzinfo=UTC)
@@ -72,7 +71,7 @@ def test_ingested_group_leaves_pending_and_a_redrop_is_reported(storage):
     cursor = tick(storage).cursor
     fingerprint = json.loads(cursor)["pending"]["group1"]
     marker = {"group": "group1", "partition": "2025-03-04-05:00", "fingerprint": fingerprint}
-    storage.lake.write_json(marker, *marker_parts("group1"))
+    storage.write_group_marker(marker)
     quiet = tick(storage, cursor)
     assert quiet.run_requests == [] and json.loads(quiet.cursor)["pending"] == {}
     assert quiet.skip_reason.skip_message == "no new complete group"

@@ -24,12 +24,13 @@ from dagster import (
 )
 from pyspark.sql import functions as F
 
-from retail_assets.assets.streaming import app_events, checkpoint_parts
+from retail_assets.assets.streaming import app_events
 from retail_assets.definitions import defs
 from retail_assets.jobs import app_events_job
-from retail_assets.resources import KafkaResource, StorageResource, spark_resource
+from retail_assets.resources import KafkaResource, spark_resource
 from retail_assets.sensors import kafka_sensor
 from retail_assets.services import ServiceError, free_port
+from retail_assets.storage.resource import StorageResource
 from retail_assets.streaming.events import events, produce
 from retail_assets.streaming.kafka_source import topic_offsets
 from retail_assets.transforms.events import parse_events
@@ -220,13 +221,13 @@ def retail_stream(topic):
 
 
 def test_a_run_killed_mid_batch_then_run_again_lands_each_event_once(spark, settings, kafka):
-    from retail_assets.resources import storage_resource
+    from retail_assets.storage.resource import storage_resource
 
     topic, count = "t_kill", 40_000
     report = produce({"bootstrap.servers": kafka}, topic, events(count, seed=5, start=START))
     assert report["delivered"] == count
     storage = storage_resource(settings)
-    checkpoint = storage.lake.path(*checkpoint_parts(topic, "app_events"))
+    checkpoint = storage.checkpoint_uri(topic, "app_events")
     first = retail_stream(topic)
     try:
         deadline = time.monotonic() + 240
@@ -265,12 +266,11 @@ def start_orphan(spark, settings, storage, topic):
     kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap, topic=topic)
     from retail_assets.assets.streaming import kafka_records
 
-    table = f"{storage.warehouse_database}.{EVENTS}"
-    location = storage.lake.uri("streaming", EVENTS)
+    table, location = storage.stream_table(EVENTS)
     return (
         TRANSFORMS[EVENTS](kafka_records(spark, kafka, {}, 200_000))
         .writeStream.queryName("orphan")
-        .option("checkpointLocation", storage.lake.uri(*checkpoint_parts(topic, EVENTS)))
+        .option("checkpointLocation", storage.checkpoint_uri(topic, EVENTS))
         .foreachBatch(batch_writer(table, location, PARTITIONS[EVENTS]))
         .trigger(processingTime="2 seconds")
         .start()
@@ -310,8 +310,8 @@ def test_retail_produce_adds_the_extra_field_to_every_event(kafka):
     ['{"0": 7, "1": 9}', '{"t": {"0": 7, "1": 9}}'],  # this project's source; Spark's connector
 )
 def test_the_checkpoint_says_what_the_newest_committed_batch_reached(tmp_path, source_line):
-    from retail_assets.lake import Lake
-    from retail_assets.streaming.checkpoint import last_commit
+    from retail_assets.storage.checkpoints import last_commit
+    from retail_assets.storage.lake import Lake
 
     for batch, line in ((0, '{"0": 3, "1": 4}'), (1, source_line), (2, '{"0": 8, "1": 9}')):
         (tmp_path / "offsets").mkdir(exist_ok=True)

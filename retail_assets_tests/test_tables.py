@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from retail_assets.tables import HourlyTable
+from retail_assets.storage.tables import HourlyTable
 
 H22, H23, NEXT = "2025-06-01-22:00", "2025-06-01-23:00", "2025-06-02-00:00"
 

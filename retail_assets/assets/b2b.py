@@ -19,20 +19,16 @@ from pyspark.sql import functions as F
 
 from retail_assets.assets.warehouse import versions_through
 from retail_assets.automation import follows_new_facts
-from retail_assets.hours import hour_values
 from retail_assets.metadata import as_json, bar_chart, markdown_table
 from retail_assets.partitions import hourly_asset
-from retail_assets.resources import SparkResource, StorageResource
+from retail_assets.resources import SparkResource
+from retail_assets.storage.hours import hour_values
+from retail_assets.storage.resource import StorageResource
 from retail_assets.transforms.insights import b2b_units
 from retail_assets.transforms.warehouse import PRODUCT, SALES_AGENT
 
 HEADER = ("sales_agent_name", "product_name", "total_sold_units")
 UNITS = "units_equal_offline_units_loaded_that_day"
-
-
-def export_parts(day: str) -> tuple[str, str]:
-    """Where the file of ingest day `day` (YYYY-MM-DD) goes, inside the exports folder."""
-    return "b2b", f"sales_agent_product_units_{day}.csv"
 
 
 def csv_bytes(rows: list[tuple]) -> bytes:
@@ -44,7 +40,7 @@ def csv_bytes(rows: list[tuple]) -> bytes:
 
 
 def offline_facts_of_day(spark: SparkSession, storage: StorageResource, day: str) -> DataFrame:
-    facts = storage.warehouse_table("fact_branch_sales", "transaction_month")
+    facts = storage.fact_table("fact_branch_sales")
     return spark.table(facts.name).where(F.col("ingest_date") == day)
 
 
@@ -55,14 +51,14 @@ def write_export(spark: SparkSession, storage: StorageResource, day: str) -> str
     products = versions_through(spark, storage, PRODUCT, last_hour, through=True)
     offline = offline_facts_of_day(spark, storage, day)
     rows = [tuple(row) for row in b2b_units(offline, agents, products).collect()]
-    return storage.exports.write_bytes(csv_bytes(rows), *export_parts(day))
+    return storage.exports.write_bytes(csv_bytes(rows), *storage.b2b_file(day))
 
 
 def export_day(spark: SparkSession, storage: StorageResource, day: str) -> dict:
     """Write the file of ingest day `day`; what it holds and what the facts hold."""
     uri = write_export(spark, storage, day)
     offline = offline_facts_of_day(spark, storage, day)
-    text = storage.exports.read_bytes(*export_parts(day)).decode()  # what the partner gets
+    text = storage.exports.read_bytes(*storage.b2b_file(day)).decode()  # what the partner gets
     written = list(csv.DictReader(io.StringIO(text)))
     return {
         "day": day,

@@ -21,11 +21,12 @@ from pyspark.sql import functions as F
 
 from retail_assets.assets.warehouse import fact_tables, versions_through
 from retail_assets.automation import follows_new_facts
-from retail_assets.hours import hour_of, key_of
-from retail_assets.metadata import as_json, bar_chart, markdown_table
+from retail_assets.metadata import all_rows, as_json, bar_chart, markdown_table, one_row
 from retail_assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
-from retail_assets.resources import SparkResource, StorageResource
-from retail_assets.tables import HOUR_COLUMNS, all_rows, one_row
+from retail_assets.resources import SparkResource
+from retail_assets.storage.hours import hour_of, key_of
+from retail_assets.storage.resource import StorageResource
+from retail_assets.storage.tables import HOUR_COLUMNS
 from retail_assets.transforms.insights import INSIGHTS, as_of, fact_totals, sales
 from retail_assets.transforms.warehouse import PRODUCT
 

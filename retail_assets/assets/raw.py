@@ -10,34 +10,11 @@ from functools import reduce
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from pyspark.sql import DataFrame, SparkSession
 
-from retail_assets.hours import hour_of, hour_path
-from retail_assets.lake import Lake
 from retail_assets.landing import FILE_KINDS, LandedGroup, scan_landing
 from retail_assets.metadata import markdown_table
 from retail_assets.partitions import hourly_asset
-from retail_assets.resources import StorageResource
+from retail_assets.storage.resource import StorageResource
 from retail_assets.transforms.transactions import number_lines, parse_lines
-
-RAW = "raw"
-MANIFEST = "_manifest.json"
-
-
-def marker_parts(group: str) -> tuple[str, ...]:
-    """Where the lake records that a group was ingested, and into which partition."""
-    return (RAW, "_groups", f"{group}.json")
-
-
-def read_manifest(lake: Lake, key: str) -> dict:
-    return lake.read_json(RAW, hour_path(key), MANIFEST) or {"partition": key, "groups": []}
-
-
-def raw_file_uris(lake: Lake, key: str, kind: str) -> list[tuple[str, dict]]:
-    """(uri, manifest entry) of every file of one kind ingested in hour `key`."""
-    manifest = read_manifest(lake, key)
-    return [
-        (lake.uri(RAW, hour_path(key), group["files"][kind]["lake_file"]), group["files"][kind])
-        for group in manifest["groups"]
-    ]
 
 
 def read_raw(
@@ -52,21 +29,19 @@ def read_raw(
     return reduce(DataFrame.unionByName, parsed)
 
 
-def belongs_to(lake: Lake, group: LandedGroup, key: str) -> bool:
+def belongs_to(storage: StorageResource, group: LandedGroup, key: str) -> bool:
     """A complete group belongs to the hour its marker names, else to the hour it arrived in."""
     if not group.complete:
         return False
-    marker = lake.read_json(*marker_parts(group.name))
+    marker = storage.group_marker(group.name)
     return (marker["partition"] if marker else group.partition_key) == key
 
 
-def copy_group(lake: Lake, group: LandedGroup, key: str) -> dict:
+def copy_group(storage: StorageResource, group: LandedGroup, key: str) -> dict:
     """Copy a group's files into hour `key`, renamed with date, hour and group."""
-    hour = hour_of(key)
     files = {}
     for kind in FILE_KINDS:
-        lake_file = f"{kind}_{hour:%Y-%m-%d_%H}_{group.name}.csv"
-        copied = lake.copy_in(group.files[kind], RAW, hour_path(key), lake_file)
+        lake_file, copied = storage.copy_into_raw(group.files[kind], key, kind, group.name)
         files[kind] = {
             "source_name": group.files[kind].name,
             "lake_file": lake_file,
@@ -85,23 +60,24 @@ def copy_group(lake: Lake, group: LandedGroup, key: str) -> dict:
     }
 
 
-def ingest_hour(lake: Lake, landing_dir, key: str) -> tuple[dict, list[str]]:
+def ingest_hour(storage: StorageResource, key: str) -> tuple[dict, list[str]]:
     """Add the not-yet-ingested groups of hour `key` to its manifest; returns it and them."""
-    manifest = read_manifest(lake, key)
+    manifest = storage.raw_manifest(key)
     present = {entry["group"] for entry in manifest["groups"]}
     new = [
         group
-        for group in scan_landing(landing_dir)
-        if group.name not in present and belongs_to(lake, group, key)
+        for group in scan_landing(storage.landing_dir_path)
+        if group.name not in present and belongs_to(storage, group, key)
     ]
-    entries = [copy_group(lake, group, key) for group in new]
+    entries = [copy_group(storage, group, key) for group in new]
     manifest["groups"] += entries
     # Manifest first, marker second: the manifest is the record; a lost marker only means the
     # sensor may ask again, and the re-run finds the group already present.
-    lake.write_json(manifest, RAW, hour_path(key), MANIFEST)
+    storage.write_raw_manifest(manifest)
     for entry in entries:
-        marker = {"group": entry["group"], "partition": key, "fingerprint": entry["fingerprint"]}
-        lake.write_json(marker, *marker_parts(entry["group"]))
+        storage.write_group_marker(
+            {"group": entry["group"], "partition": key, "fingerprint": entry["fingerprint"]}
+        )
     return manifest, [group.name for group in new]
 
 
@@ -111,10 +87,9 @@ def ingest_hour(lake: Lake, landing_dir, key: str) -> tuple[dict, list[str]]:
 )
 def raw_files(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
     """Source groups landed in this hour, copied as-is into lake/raw/ingest_date=…/ingest_hour=…."""
-    lake = storage.lake
     rows, new_groups, total_rows = [], [], 0
     for key in context.partition_keys:
-        manifest, new = ingest_hour(lake, storage.landing_dir_path, key)
+        manifest, new = ingest_hour(storage, key)
         new_groups += new
         for entry in manifest["groups"]:
             for kind, file in entry["files"].items():
@@ -138,7 +113,7 @@ def raw_files(context: AssetExecutionContext, storage: StorageResource) -> Mater
             "groups": len({(r["hour"], r["group"]) for r in rows}),
             "newly_ingested": MetadataValue.json(new_groups),
             "transaction_rows": total_rows,
-            "path": MetadataValue.path(lake.uri(RAW, hour_path(context.partition_keys[0]))),
+            "path": MetadataValue.path(storage.raw_hour_uri(context.partition_keys[0])),
             "files": markdown_table(rows, limit=30),
         }
     )

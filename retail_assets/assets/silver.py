@@ -10,11 +10,11 @@ from dagster import (
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.assets.raw import raw_file_uris, raw_files, read_raw
-from retail_assets.metadata import markdown_table
+from retail_assets.assets.raw import raw_files, read_raw
+from retail_assets.metadata import all_rows, count_each, markdown_table, one_row
 from retail_assets.partitions import hourly_asset, own_previous_hour
-from retail_assets.resources import SparkResource, StorageResource
-from retail_assets.tables import all_rows, count_each, one_row
+from retail_assets.resources import SparkResource
+from retail_assets.storage.resource import StorageResource
 from retail_assets.transforms.transactions import (
     SOURCE_FIELDS,
     clean_transactions,
@@ -29,7 +29,7 @@ RECONCILE_CHECK = "raw_rows_reconcile"
 
 def write_silver(spark: SparkSession, storage: StorageResource, key: str) -> tuple[str, str]:
     """Clean hour `key` into silver and quarantine; the two folders written."""
-    files = raw_file_uris(storage.lake, key, "sales_transactions")
+    files = storage.raw_files(key, "sales_transactions")
     cleaned = clean_transactions(read_raw(spark, files, SOURCE_FIELDS)).persist()
     try:
         silver_path = storage.lake_table("silver", "transactions").write(
@@ -46,7 +46,7 @@ def write_silver(spark: SparkSession, storage: StorageResource, key: str) -> tup
 def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict:
     """Clean one hour and reconcile it against the raw manifest."""
     silver_path, quarantine_path = write_silver(spark, storage, key)
-    files = raw_file_uris(storage.lake, key, "sales_transactions")
+    files = storage.raw_files(key, "sales_transactions")
     silver = spark.read.parquet(silver_path)
     outcome = silver.select(F.lit(None).cast("string").alias("reason")).unionByName(
         spark.read.parquet(quarantine_path).select("reason")

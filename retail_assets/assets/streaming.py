@@ -19,8 +19,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retail_assets.metadata import as_json, markdown_table
-from retail_assets.resources import KafkaResource, SparkResource, StorageResource
-from retail_assets.streaming.checkpoint import Commit, lag, last_commit, position
+from retail_assets.resources import KafkaResource, SparkResource
+from retail_assets.storage.checkpoints import Commit, lag, position
+from retail_assets.storage.resource import StorageResource
+from retail_assets.storage.tables import add_partitions, ensure_table
 from retail_assets.streaming.kafka_source import (
     CONFIG_PREFIX,
     KafkaSource,
@@ -29,7 +31,6 @@ from retail_assets.streaming.kafka_source import (
     java_client_options,
     topic_offsets,
 )
-from retail_assets.tables import add_partitions, ensure_table
 from retail_assets.transforms.events import parse_events, window_counts
 
 EVENTS, COUNTS = "app_events", "app_event_counts"
@@ -45,11 +46,6 @@ IDLE_TIMEOUT_S = 900
 
 class AppEventsConfig(Config):
     max_per_partition: int = 200_000  # records of each partition one run reads at most
-
-
-def checkpoint_parts(topic: str, name: str) -> tuple[str, ...]:
-    """A query's checkpoint, per topic: offsets of one topic mean nothing in another."""
-    return ("streaming", "_checkpoints", topic, name)
 
 
 def batch_writer(table: str, location: str, partitions: list[str]):
@@ -86,13 +82,12 @@ def run_query(
     batch after the one whose watermark passed it, and with this source availableNow stops
     after one batch, which would leave the closed windows for the next run.
     """
-    table = f"{storage.warehouse_database}.{name}"
-    checkpoint = checkpoint_parts(kafka.topic, name)
+    table, location = storage.stream_table(name)
     writer = (
         TRANSFORMS[name](kafka_records(spark, kafka, ending, per_partition))
         .writeStream.queryName(name)
-        .option("checkpointLocation", storage.lake.uri(*checkpoint))
-        .foreachBatch(batch_writer(table, storage.lake.uri("streaming", name), PARTITIONS[name]))
+        .option("checkpointLocation", storage.checkpoint_uri(kafka.topic, name))
+        .foreachBatch(batch_writer(table, location, PARTITIONS[name]))
     )
     if name == EVENTS:
         # availableNow runs one batch with this source; a batch left planned by a killed run
@@ -102,7 +97,7 @@ def run_query(
             query = writer.trigger(availableNow=True).start()
             query.awaitTermination()
             failed(query)
-            previous, commit = commit, last_commit(storage.lake, *checkpoint)
+            previous, commit = commit, storage.last_commit(kafka.topic, name)
             if reached(commit, ending) or commit == previous:
                 return
     query = writer.trigger(processingTime="1 second").start()
@@ -161,7 +156,7 @@ def wait_until_idle(
     watermark batch pending)."""
     deadline = time.monotonic() + IDLE_TIMEOUT_S
     while query.isActive:
-        commit = last_commit(storage.lake, *checkpoint_parts(topic, name))
+        commit = storage.last_commit(topic, name)
         status = query.status
         if reached(commit, ending) and not (status["isDataAvailable"] or status["isTriggerActive"]):
             return
@@ -199,14 +194,14 @@ def app_events(
     starts, ends = topic_offsets(kafka.client_config(), kafka.topic)  # both queries' end
     passes = {}
     for name in (EVENTS, COUNTS):
-        before = last_commit(storage.lake, *checkpoint_parts(kafka.topic, name))
+        before = storage.last_commit(kafka.topic, name)
         start = position(before, starts)
         behind_checkpoint(start, ends)
         ending = capped(start, ends, config.max_per_partition)
         began = time.monotonic()
         if any(e > start.get(p, 0) for p, e in ending.items()):
             run_query(session, kafka, storage, name, ending, config.max_per_partition)
-        after = last_commit(storage.lake, *checkpoint_parts(kafka.topic, name))
+        after = storage.last_commit(kafka.topic, name)
         passes[name] = (before, start, after, time.monotonic() - began)
     now = topic_offsets(kafka.client_config(), kafka.topic).ends
     summary = {}
@@ -220,7 +215,7 @@ def app_events(
         }
         context.log.info(f"{name}: {summary[name]['input_rows']} records in "
                          f"{summary[name]['batches']} batches")  # fmt: skip
-    events, table = summary[EVENTS], f"{storage.warehouse_database}.{EVENTS}"
+    events, (table, _) = summary[EVENTS], storage.stream_table(EVENTS)
     latest = []
     if session.catalog.tableExists(table):
         preview = session.table(table).drop("raw_value").orderBy(F.desc("kafka_timestamp"))

@@ -19,18 +19,19 @@ from dagster import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.assets.raw import raw_file_uris, raw_files, read_raw
+from retail_assets.assets.raw import raw_files, read_raw
 from retail_assets.assets.silver import new_transactions, silver_transactions
-from retail_assets.hours import hour_of
-from retail_assets.metadata import markdown_table
+from retail_assets.metadata import all_rows, count_each, markdown_table, one_row
 from retail_assets.partitions import (
     hourly_asset,
     hourly_multi_asset,
     hourly_partitions,
     own_previous_hour,
 )
-from retail_assets.resources import SparkResource, StorageResource
-from retail_assets.tables import HourlyTable, all_rows, count_each, one_row
+from retail_assets.resources import SparkResource
+from retail_assets.storage.hours import hour_of
+from retail_assets.storage.resource import StorageResource
+from retail_assets.storage.tables import HourlyTable
 from retail_assets.transforms.transactions import (
     AGENT_FIELDS,
     BRANCH_FIELDS,
@@ -74,14 +75,14 @@ def product_input(spark: SparkSession, storage: StorageResource, key: str) -> Da
 
 
 def branch_input(spark: SparkSession, storage: StorageResource, key: str) -> DataFrame:
-    files = raw_file_uris(storage.lake, key, "branches")
+    files = storage.raw_files(key, "branches")
     announced = branch_attributes(read_raw(spark, files, BRANCH_FIELDS))
     offline = new_transactions_of(spark, storage, key).where(~F.col("is_online"))
     return with_inferred(announced, offline.select("branch_id"), BRANCH)
 
 
 def agent_input(spark: SparkSession, storage: StorageResource, key: str) -> DataFrame:
-    files = raw_file_uris(storage.lake, key, "sales_agents")
+    files = storage.raw_files(key, "sales_agents")
     announced = agent_attributes(read_raw(spark, files, AGENT_FIELDS))
     offline = new_transactions_of(spark, storage, key).where(~F.col("is_online"))
     return with_inferred(announced, offline.select("sales_agent_id"), SALES_AGENT)
@@ -304,7 +305,7 @@ def fact_checks(name: str, stats: dict) -> list[AssetCheckResult]:
 
 
 def fact_tables(storage: StorageResource) -> dict[str, HourlyTable]:
-    return {name: storage.warehouse_table(name, "transaction_month") for name in FACTS}
+    return {name: storage.fact_table(name) for name in FACTS}
 
 
 def write_facts(spark: SparkSession, storage: StorageResource, key: str) -> None:
@@ -384,7 +385,7 @@ def reconcile_hour(
     spark: SparkSession, storage: StorageResource, key: str, facts: dict[str, HourlyTable]
 ) -> dict:
     """Fact rows + duplicates + quarantined rows of an hour against its raw rows."""
-    raw = sum(entry["rows"] for _, entry in raw_file_uris(storage.lake, key, "sales_transactions"))
+    raw = sum(entry["rows"] for _, entry in storage.raw_files(key, "sales_transactions"))
     counts = count_each({
         "silver": storage.lake_table("silver", "transactions").hour(spark, key),
         "quarantined": storage.lake_table("quarantine", "transactions").hour(spark, key),

@@ -15,7 +15,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.hours import hour_path, hour_values
+from retail_assets.storage.hours import hour_path, hour_values
 
 HOUR_COLUMNS = ("ingest_date", "ingest_hour")
 
@@ -142,26 +142,3 @@ def data_files(spark: SparkSession, path: str) -> list[str]:
         return spark.read.parquet(path).inputFiles()
     except AnalysisException:  # "Unable to infer schema": the folder holds no data file
         return []
-
-
-# Each Spark action is a round trip and a job's start-up, which on a small hour costs more than
-# its data: metadata and checks ask for what they need in as few actions as they can.
-
-
-def count_each(frames: dict[str, DataFrame]) -> dict[str, int]:
-    """Row counts of several frames, in one Spark job."""
-    tagged = [frame.select(F.lit(name).alias("frame")) for name, frame in frames.items()]
-    rows = reduce(DataFrame.unionByName, tagged).groupBy("frame").count().collect()
-    counts = {row["frame"]: row["count"] for row in rows}
-    return {name: counts.get(name, 0) for name in frames}
-
-
-def one_row(*aggregates: DataFrame) -> dict:
-    """Several one-row aggregates (distinct column names), computed in one Spark job."""
-    return reduce(DataFrame.crossJoin, aggregates).collect()[0].asDict()
-
-
-def all_rows(frame: DataFrame, name: str) -> DataFrame:
-    """A one-row aggregate holding every row of a small `frame` (column `name`: a list of
-    Rows), so it is collected in the same one_row job as the counts. In no particular order."""
-    return frame.agg(F.collect_list(F.struct(*frame.columns)).alias(name))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from retail_assets.lake import Lake
+from retail_assets.storage.lake import Lake
 
 
 @dataclass(frozen=True)

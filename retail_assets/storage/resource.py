@@ -1,0 +1,134 @@
+"""StorageResource: the one place that knows the layout of the lake, the warehouse and the
+exports. Assets, sensors, the replay and the benchmarks ask it; none of them builds a path.
+
+    <lake>/raw/ingest_date=…/ingest_hour=…/<kind>_<date>_<hour>_<group>.csv  + _manifest.json
+    <lake>/raw/_groups/<group>.json                  which hour a group was ingested into
+    <lake>/<layer>/<name>/ingest_date=…/ingest_hour=…  retail_lake.<layer>_<name>
+    <lake>/warehouse/<name>/ingest_date=…/…            retail_dwh.<name>
+    <lake>/streaming/<name>/…                          retail_dwh.<name> (app events)
+    <lake>/streaming/_checkpoints/<topic>/<name>       a streaming query's checkpoint
+    <exports>/b2b/sales_agent_product_units_<day>.csv  the partner's daily file
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from retail_assets.settings import Settings
+from retail_assets.storage.checkpoints import Commit, last_commit
+from retail_assets.storage.hours import hour_of, hour_path
+from retail_assets.storage.lake import CopiedFile, Lake
+from retail_assets.storage.tables import HourlyTable
+
+RAW = "raw"
+MANIFEST = "_manifest.json"
+FACT_SUB_PARTITION = "transaction_month"  # facts: one folder per month under each hour
+
+
+class StorageResource(ConfigurableResource):
+    """Where files are: the landing folder (local), the lake (local, hdfs:// or s3a://), exports."""
+
+    landing_dir: str
+    lake_root: str
+    exports_dir: str
+    lake_database: str = "retail_lake"  # silver, quarantine
+    warehouse_database: str = "retail_dwh"  # dimensions, facts, insights, app events
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(self.lake_root)
+
+    @property
+    def exports(self) -> Lake:
+        """The exports folder (a partner's drop folder may be remote too)."""
+        return Lake(self.exports_dir)
+
+    @property
+    def landing_dir_path(self) -> Path:
+        return Path(self.landing_dir)
+
+    # ------------------------------------------------------------------ raw files
+
+    def raw_hour_uri(self, key: str) -> str:
+        return self.lake.uri(RAW, hour_path(key))
+
+    def raw_manifest(self, key: str) -> dict:
+        """What hour `key` holds: its groups and, per file, name, size, sha256, rows, header."""
+        manifest = self.lake.read_json(RAW, hour_path(key), MANIFEST)
+        return manifest or {"partition": key, "groups": []}
+
+    def write_raw_manifest(self, manifest: dict) -> None:
+        self.lake.write_json(manifest, RAW, hour_path(manifest["partition"]), MANIFEST)
+
+    def copy_into_raw(
+        self, source: Path, key: str, kind: str, group: str
+    ) -> tuple[str, CopiedFile]:
+        """Copy a landed file into hour `key`, named by kind, date, hour and group."""
+        lake_file = f"{kind}_{hour_of(key):%Y-%m-%d_%H}_{group}.csv"
+        return lake_file, self.lake.copy_in(source, RAW, hour_path(key), lake_file)
+
+    def raw_files(self, key: str, kind: str) -> list[tuple[str, dict]]:
+        """(uri, manifest entry) of every file of one kind ingested in hour `key`."""
+        return [
+            (self.lake.uri(RAW, hour_path(key), group["files"][kind]["lake_file"]),
+             group["files"][kind])
+            for group in self.raw_manifest(key)["groups"]
+        ]  # fmt: skip
+
+    def group_marker(self, group: str) -> dict | None:
+        """Which hour group `group` was ingested into (None: never ingested)."""
+        return self.lake.read_json(RAW, "_groups", f"{group}.json")
+
+    def write_group_marker(self, marker: dict) -> None:
+        self.lake.write_json(marker, RAW, "_groups", f"{marker['group']}.json")
+
+    # ------------------------------------------------------------------ tables
+
+    def lake_table(self, layer: str, name: str) -> HourlyTable:
+        """retail_lake.<layer>_<name> at lake/<layer>/<name> (silver, quarantine)."""
+        return HourlyTable(f"{self.lake_database}.{layer}_{name}", self.lake.uri(layer, name))
+
+    def warehouse_table(self, name: str) -> HourlyTable:
+        """retail_dwh.<name> at lake/warehouse/<name>."""
+        return HourlyTable(f"{self.warehouse_database}.{name}", self.lake.uri("warehouse", name))
+
+    def fact_table(self, name: str) -> HourlyTable:
+        """A fact: by ingest hour, then by transaction month, so date filters skip folders."""
+        location = self.lake.uri("warehouse", name)
+        return HourlyTable(f"{self.warehouse_database}.{name}", location, FACT_SUB_PARTITION)
+
+    # ------------------------------------------------------------------ streaming
+
+    def stream_table(self, name: str) -> tuple[str, str]:
+        """(metastore name, location) of a streaming table."""
+        return f"{self.warehouse_database}.{name}", self.lake.uri("streaming", name)
+
+    def checkpoint_uri(self, topic: str, query: str) -> str:
+        return self.lake.uri(*_checkpoint(topic, query))
+
+    def last_commit(self, topic: str, query: str) -> Commit | None:
+        """The newest batch query `query` committed on `topic` (None: none yet)."""
+        return last_commit(self.lake, *_checkpoint(topic, query))
+
+    # ------------------------------------------------------------------ exports
+
+    def b2b_file(self, day: str) -> tuple[str, str]:
+        """The B2B file of ingest day `day` (YYYY-MM-DD), inside the exports folder."""
+        return "b2b", f"sales_agent_product_units_{day}.csv"
+
+
+def _checkpoint(topic: str, query: str) -> tuple[str, ...]:
+    """Per topic: offsets of one topic mean nothing in another."""
+    return ("streaming", "_checkpoints", topic, query)
+
+
+def storage_resource(settings: Settings) -> StorageResource:
+    return StorageResource(
+        landing_dir=str(settings.landing_dir),
+        lake_root=settings.lake_root,
+        exports_dir=settings.exports_dir,
+        lake_database=settings.lake_database,
+        warehouse_database=settings.warehouse_database,
+    )
