@@ -13,14 +13,10 @@ import os
 import platform
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-# Dagster flags backfill_policy as beta on every import; it is chosen deliberately.
-warnings.filterwarnings("ignore", message=".*backfill_policy.*")
 
 RESULTS = Path(__file__).parent / "results"
 START = datetime(2025, 8, 1, 0, tzinfo=UTC)  # the first replayed arrival hour
@@ -82,7 +78,7 @@ class Bench:
 
     def storage(self, name: str):
         """Landing, lake, exports and databases of their own, on the shared server."""
-        from retail_assets.resources import StorageResource
+        from retail_assets.storage.resource import StorageResource
 
         base = self.home / name
         return StorageResource(landing_dir=str(base / "landing"), lake_root=str(base / "lake"),
@@ -100,8 +96,8 @@ class Bench:
         from dagster import DagsterInstance
 
         from retail_assets.definitions import batch_definitions
-        from retail_assets.hours import key_of
         from retail_assets.replay import land, run_hour
+        from retail_assets.storage.hours import key_of
 
         definitions, instance = batch_definitions(storage), DagsterInstance.get()
         keys = [key_of(START + timedelta(hours=i)) for i in range(len(groups))]

@@ -28,11 +28,11 @@ def bare_hour(spark, storage, key: str) -> dict[str, float]:
         write_dates,
         write_facts,
     )
-    from retail_assets.hours import hour_values
+    from retail_assets.storage.hours import hour_values
     from retail_assets.transforms.insights import INSIGHTS
 
     steps = [
-        ("raw_files", lambda: ingest_hour(storage.lake, storage.landing_dir_path, key)),
+        ("raw_files", lambda: ingest_hour(storage, key)),
         ("silver_transactions", lambda: write_silver(spark, storage, key)),
         ("new_transactions", lambda: write_new_transactions(spark, storage, key)),
         *[(d.name, lambda d=d: write_changes(spark, storage, d, key)) for d in SCD_DIMENSIONS],
@@ -54,11 +54,10 @@ def compare(bench: Bench, rows: int, repeats: int) -> dict:
     to go first."""
     from dagster import DagsterInstance
 
-    from retail_assets.assets.b2b import export_parts
     from retail_assets.definitions import batch_definitions
-    from retail_assets.hours import hour_values, key_of
     from retail_assets.replay import run_hour
     from retail_assets.resources import spark_session
+    from retail_assets.storage.hours import hour_values, key_of
 
     storage = bench.storage(f"p1_{rows}")
     # Both hours through Dagster first: the tables exist and the measured hour has run once,
@@ -67,7 +66,7 @@ def compare(bench: Bench, rows: int, repeats: int) -> dict:
     key = key_of(START + timedelta(hours=1))
     definitions, instance = batch_definitions(storage), DagsterInstance.get()
     spark = spark_session(bench.settings)
-    csv_file = export_parts(hour_values(key)["ingest_date"])
+    csv_file = storage.b2b_file(hour_values(key)["ingest_date"])
     seconds: dict[str, list[float]] = {"dagster": [], "bare": []}
     outputs = set()
 
