@@ -23,6 +23,7 @@ BENCHMARKS = [
     "p2_p4_hourly_replay",
     "p3_big_groups",
     "p5_stream_vs_plain_consume",
+    "p6_hour_after_history",
 ]
 CHECKOUT = Path(__file__).parent.parent
 

@@ -2,6 +2,7 @@
 whole, and the hour filters select exactly their hours."""
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,18 @@ def test_rewriting_an_hour_with_nothing_empties_it(spark, facts):
     facts.write(spark, sales(spark, ("a", date(2024, 1, 5))), H22)
     facts.write(spark, sales(spark).limit(0), H22)
     assert ids(facts.hour(spark, H22)) == set()
+
+
+def test_the_newest_hour_of_a_day_and_dropping_a_day(spark, facts):
+    for tid, key in (("a", H22), ("b", H23), ("c", NEXT)):
+        facts.write(spark, sales(spark, (tid, date(2024, 1, 5))), key)
+    assert facts.newest_hour_of_day(spark, H23) == "23"
+    assert facts.newest_hour_of_day(spark, H22) == "22"
+    assert facts.newest_hour_of_day(spark, "2025-06-02-05:00") == "00"
+    assert facts.newest_hour_of_day(spark, "2025-06-03-05:00") is None
+    facts.drop_day(spark, "2025-06-01")
+    assert ids(spark.table(facts.name)) == {"c"}
+    assert not Path(facts.location, "ingest_date=2025-06-01").exists()
 
 
 def test_hour_filters_select_exactly_their_hours(spark, facts):

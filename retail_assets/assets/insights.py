@@ -4,8 +4,6 @@ Each hour adds its new facts to the previous hour's snapshot. If that snapshot i
 gap in the chain), the hour is rebuilt from every fact loaded through it: the same answer.
 """
 
-from datetime import timedelta
-
 from dagster import (
     AssetCheckKey,
     AssetCheckResult,
@@ -24,7 +22,7 @@ from retail_assets.automation import follows_new_facts
 from retail_assets.metadata import all_rows, as_json, bar_chart, markdown_table, one_row
 from retail_assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
 from retail_assets.resources import SparkResource
-from retail_assets.storage.hours import hour_of, key_of
+from retail_assets.storage.hours import hour_of, previous_key
 from retail_assets.storage.resource import StorageResource
 from retail_assets.storage.tables import HOUR_COLUMNS
 from retail_assets.transforms.insights import INSIGHTS, as_of, fact_totals, sales
@@ -70,10 +68,6 @@ def ranks_contiguous(rows: list[dict], within: tuple[str, ...]) -> bool:
     for row in rows:
         ranks.setdefault(tuple(row[c] for c in within), []).append(row["rank"])
     return all(sorted(r) == list(range(1, len(r) + 1)) for r in ranks.values())
-
-
-def previous_key(key: str) -> str:
-    return key_of(hour_of(key) - timedelta(hours=1))
 
 
 def continues(spark: SparkSession, storage: StorageResource, key: str, names: list[str]) -> bool:

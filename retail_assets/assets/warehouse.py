@@ -6,6 +6,7 @@ on its own previous hour: the versions it builds on.
 """
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from dagster import (
     AssetCheckResult,
@@ -29,9 +30,9 @@ from retail_assets.partitions import (
     own_previous_hour,
 )
 from retail_assets.resources import SparkResource
-from retail_assets.storage.hours import hour_of
+from retail_assets.storage.hours import hour_of, hour_values, previous_key
 from retail_assets.storage.resource import StorageResource
-from retail_assets.storage.tables import HourlyTable
+from retail_assets.storage.tables import HOUR_COLUMNS, HourlyTable
 from retail_assets.transforms.transactions import (
     AGENT_FIELDS,
     BRANCH_FIELDS,
@@ -48,6 +49,7 @@ from retail_assets.transforms.warehouse import (
     customer_attributes,
     date_rows,
     fact_rows,
+    newest_records,
     product_attributes,
     scd2_changes,
     versions_as_of,
@@ -58,6 +60,8 @@ from retail_assets.transforms.warehouse import (
 UNIQUE_KEYS = "unique_surrogate_keys"
 ONE_CURRENT = "one_current_row_per_natural_key"
 PREVIEW_ROWS = 10  # change records shown with each materialization
+# Days of dimension state kept: re-running an older hour rebuilds it from the change records.
+STATE_DAYS = 3
 
 
 def new_transactions_of(spark: SparkSession, storage: StorageResource, key: str) -> DataFrame:
@@ -97,31 +101,65 @@ DIMENSION_INPUTS: dict[Dimension, Callable[[SparkSession, StorageResource, str],
 }
 
 
+def records_through(
+    spark: SparkSession, storage: StorageResource, dimension: Dimension, key: str
+) -> DataFrame | None:
+    """The newest change record of every surrogate key as of the end of hour `key`; None
+    before the first hour.
+
+    Read from the dimension's state (`<dim>_state`: one partition per hour, the last
+    STATE_DAYS days kept): the newest state of `key`'s day up to `key`, when no change records
+    are newer. Otherwise (a gap, an hour older than the kept state) rebuilt from every change
+    record through `key` — the same rows, at the cost of history.
+    """
+    changes, state = change_table(storage, dimension), state_table(storage, dimension)
+    newest_state = state.newest_hour_of_day(spark, key)
+    if newest_state is not None and newest_state >= (changes.newest_hour_of_day(spark, key) or ""):
+        day = hour_values(key)["ingest_date"]
+        return state.hour(spark, f"{day}-{newest_state}:00")
+    return changes.hours(spark, key, through=True)
+
+
 def versions_through(
     spark: SparkSession, storage: StorageResource, dimension: Dimension, key: str, through: bool
 ) -> DataFrame | None:
     """The dimension's SCD2 versions as of the end of hour `key` (or of the hour before)."""
-    changes = storage.warehouse_table(f"{dimension.name}_changes").hours(
-        spark, key, through=through
-    )
-    return None if changes is None else versions_as_of(dimension, changes)
+    records = records_through(spark, storage, dimension, key if through else previous_key(key))
+    return None if records is None else versions_as_of(dimension, records)
+
+
+def change_table(storage: StorageResource, dimension: Dimension) -> HourlyTable:
+    return storage.warehouse_table(f"{dimension.name}_changes")
+
+
+def state_table(storage: StorageResource, dimension: Dimension) -> HourlyTable:
+    return storage.warehouse_table(f"{dimension.name}_state")
 
 
 def write_changes(
     spark: SparkSession, storage: StorageResource, dimension: Dimension, key: str
 ) -> str:
-    """Write the change records of hour `key` and keep the versions view; the folder written."""
+    """Write the change records of hour `key`, then the state after it, and keep the versions
+    view; the change records' folder."""
     incoming = DIMENSION_INPUTS[dimension](spark, storage, key)
-    table = storage.warehouse_table(f"{dimension.name}_changes")
-    before = versions_through(spark, storage, dimension, key, through=False)
-    if before is None:  # the first hour ever: nothing known yet
+    table = change_table(storage, dimension)
+    records = records_through(spark, storage, dimension, previous_key(key))
+    if records is None:  # the first hour ever: nothing known yet
         before = incoming.limit(0).select(
             F.lit(None).cast("int").alias("surrogate_key"),
             *incoming.columns,
             F.lit(None).cast("timestamp").alias("valid_from_hour"),
             F.lit(True).alias("is_current"),
         )
+    else:
+        before = versions_as_of(dimension, records)
     path = table.write(spark, scd2_changes(dimension, before, incoming, hour_of(key)), key)
+    state = table.hour(spark, key).drop(*HOUR_COLUMNS)
+    if records is not None:
+        state = newest_records(records.drop(*HOUR_COLUMNS).unionByName(state))
+    state_table(storage, dimension).write(spark, state, key)
+    old_day = hour_of(key) - timedelta(days=STATE_DAYS)
+    state_table(storage, dimension).drop_day(spark, f"{old_day:%Y-%m-%d}")
     spark.sql(
         f"CREATE OR REPLACE VIEW {storage.warehouse_table(dimension.name).name} AS "
         + dimension.versions_sql(table.name)

@@ -4,7 +4,7 @@ workers (the stream's foreachBatch) import the table helpers, and Dagster costs 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
@@ -15,6 +15,10 @@ def hour_of(key: str) -> datetime:
 
 def key_of(hour: datetime) -> str:
     return hour.astimezone(UTC).strftime("%Y-%m-%d-%H:00")
+
+
+def previous_key(key: str) -> str:
+    return key_of(hour_of(key) - timedelta(hours=1))
 
 
 def hour_values(key: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retail_assets.storage.hours import hour_path, hour_values
+from retail_assets.storage.lake import Lake
 
 HOUR_COLUMNS = ("ingest_date", "ingest_hour")
 
@@ -63,6 +64,27 @@ class HourlyTable:
             return False
         shown = spark.sql(f"SHOW PARTITIONS {self.name} PARTITION ({partition_spec(key)})")
         return bool(shown.take(1))
+
+    def newest_hour_of_day(self, spark: SparkSession, key: str) -> str | None:
+        """The newest written hour (as HH) of hour `key`'s day, up to and including `key`'s
+        hour; None if there is none. Lists one day's partitions only."""
+        if not spark.catalog.tableExists(self.name):
+            return None
+        values = hour_values(key)
+        shown = spark.sql(
+            f"SHOW PARTITIONS {self.name} PARTITION (ingest_date='{values['ingest_date']}')"
+        ).collect()
+        hours = [row[0].split("ingest_hour=")[1][:2] for row in shown]
+        return max((h for h in hours if h <= values["ingest_hour"]), default=None)
+
+    def drop_day(self, spark: SparkSession, day: str) -> None:
+        """Unregister and delete every hour of day `day` (YYYY-MM-DD)."""
+        if not spark.catalog.tableExists(self.name):
+            return
+        spark.sql(f"ALTER TABLE {self.name} DROP IF EXISTS PARTITION (ingest_date='{day}')")
+        lake, folder = Lake(self.location), f"ingest_date={day}"
+        if lake.exists(folder):
+            lake.fs.delete_dir(lake.path(folder))
 
     def hours(self, spark: SparkSession, key: str, *, through: bool) -> DataFrame | None:
         """Partitions before hour `key` (through=True: up to and including it); None if no table."""

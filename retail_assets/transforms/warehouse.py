@@ -55,6 +55,14 @@ def versions_as_of(dimension: Dimension, changes: DataFrame) -> DataFrame:
     return changes.sparkSession.sql(dimension.versions_sql("{changes}"), changes=changes)
 
 
+def newest_records(changes: DataFrame) -> DataFrame:
+    """The newest change record of each surrogate key: all that `versions_as_of` reads, so
+    the versions after an hour follow from the newest records before it plus the hour's
+    change records. Its size is the number of versions, not of hours."""
+    newest = Window.partitionBy("surrogate_key").orderBy(F.desc("recorded_hour"))
+    return changes.withColumn("_n", F.row_number().over(newest)).where("_n = 1").drop("_n")
+
+
 # ---------------------------------------------------------------- first arrival
 
 
