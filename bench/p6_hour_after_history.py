@@ -71,20 +71,19 @@ def clone(spark, table, template_key: str, hours: int) -> None:
     from retail_assets.storage.tables import HOUR_COLUMNS, add_partitions
 
     start = hour_of(template_key)
-    offsets = spark.createDataFrame(
-        [(i, *hour_values(key_of(start + timedelta(hours=i))).values())
-         for i in range(1, hours + 1)],
-        "_i int, ingest_date string, ingest_hour string",
-    )  # fmt: skip
+    values = [hour_values(key_of(start + timedelta(hours=i))) for i in range(1, hours + 1)]
     short = table.name.split(".", 1)[1]
     if short in FIXED:  # partitions only, each an empty folder
-        values = [row.asDict() for row in offsets.drop("_i").collect()]
         lake = Lake(table.location)
         for value in values:
             lake.fs.create_dir(lake.path(*(f"{c}={v}" for c, v in value.items())))
         for batch in range(0, len(values), 1000):
             add_partitions(spark, table.name, table.location, values[batch : batch + 1000])
         return
+    offsets = spark.createDataFrame(
+        [(i, *value.values()) for i, value in enumerate(values, start=1)],
+        "_i int, ingest_date string, ingest_hour string",
+    )
     rows = table.hour(spark, template_key).drop(*HOUR_COLUMNS).crossJoin(F.broadcast(offsets))
     for column in GROWING_IDS:
         if column in rows.columns:
