@@ -9,7 +9,8 @@ surrogate keys); products, branches and agents are a small fixed set, so their d
 dim_date get the N hours' partitions but no new rows, as in a real year. Then the next real
 group lands in hour N + 1 and that ordinary hour is timed. Every state the hour reads then
 holds N hours of data and metastore partitions. The dimensions' state (the newest record
-per key, kept for a few days) is built for the last history hour from every change record.
+per key, kept for a few days) is built for the last history hour from every change record,
+and the indexes of ids and dates seen are built from the cloned hours.
 
 Figures: the ratio (each side the faster of two runs of its hour), per-asset step times,
 metastore partitions and data files per table, and the Spark server's peak memory.
@@ -62,6 +63,18 @@ def seed_states(spark, storage, key: str) -> None:
         state_table(storage, dimension).write(spark, state, key)
 
 
+def seed_indexes(spark, storage, key: str) -> None:
+    """The seen-ids and seen-dates indexes of every hour before `key`, built anew from their
+    tables (the template hour's index knows nothing of the clones)."""
+    from retail_assets.storage.lake import Lake
+
+    for index in (storage.seen_transaction_ids(), storage.seen_dates()):
+        spark.sql(f"DROP TABLE IF EXISTS {index.name}")
+        lake = Lake(index.location)
+        lake.fs.delete_dir_contents(lake.path(), missing_dir_ok=True)
+        index.rebuild(spark, key)
+
+
 def clone(spark, table, template_key: str, hours: int) -> None:
     """Table `table`'s hour `template_key` again in each of the `hours` hours after it."""
     from pyspark.sql import functions as F
@@ -106,7 +119,8 @@ def table_sizes(spark, storage) -> dict:
     from retail_assets.assets.warehouse import SCD_DIMENSIONS, state_table
 
     sizes = {}
-    for table in tables(storage) + [state_table(storage, d) for d in SCD_DIMENSIONS]:
+    indexes = [storage.seen_transaction_ids(), storage.seen_dates()]
+    for table in tables(storage) + [state_table(storage, d) for d in SCD_DIMENSIONS] + indexes:
         partitions = spark.sql(f"SHOW PARTITIONS {table.name}").count()
         files = len(spark.table(table.name).inputFiles())
         sizes[table.name.split(".", 1)[1]] = {"partitions": partitions, "files": files}
@@ -142,6 +156,7 @@ def hour_after(bench: Bench, history: int, groups) -> dict:
     for table in tables(storage):
         clone(spark, table, key_of(START), history - 1)
     seed_states(spark, storage, key_of(START + timedelta(hours=history - 1)))
+    seed_indexes(spark, storage, key_of(START + timedelta(hours=history)))
     seeded = time.monotonic() - began
     say(f"  seeded {history} hours in {seeded:.0f}s")
     arrival = START + timedelta(hours=history)

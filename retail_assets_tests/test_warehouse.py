@@ -25,7 +25,7 @@ from retail_assets_tests.helpers import (
 TABLES = [
     "dim_customer_changes", "dim_product_changes", "dim_branch_changes",
     "dim_sales_agent_changes", "dim_customer_state", "dim_product_state", "dim_branch_state",
-    "dim_sales_agent_state", "dim_date", "fact_branch_sales", "fact_online_sales",
+    "dim_sales_agent_state", "dim_date", "dim_date_seen", "fact_branch_sales", "fact_online_sales",
     "insight_top_products", "insight_top_offers", "insight_offers_per_product",
     "insight_lowest_online_cities",
 ]  # fmt: skip

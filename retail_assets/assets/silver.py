@@ -126,9 +126,11 @@ def silver_transactions(
 
 def write_new_transactions(spark: SparkSession, storage: StorageResource, key: str) -> str:
     """The first arrivals among hour `key`'s silver rows; the folder written."""
-    table = storage.lake_table("silver", "new_transactions")
+    table, seen = storage.lake_table("silver", "new_transactions"), storage.seen_transaction_ids()
     rows = storage.lake_table("silver", "transactions").hour(spark, key)
-    return table.write(spark, first_arrivals(rows, table.hours(spark, key, through=False)), key)
+    path = table.write(spark, first_arrivals(rows, seen.before(spark, key)), key)
+    seen.add_hour(spark, key)
+    return path
 
 
 @hourly_asset(

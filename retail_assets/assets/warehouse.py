@@ -257,12 +257,14 @@ SCD_DIMENSIONS = list(DIMENSION_INPUTS)
 
 def write_dates(spark: SparkSession, storage: StorageResource, key: str) -> str:
     """The transaction dates of hour `key` not seen before; the folder written."""
-    table = storage.warehouse_table("dim_date")
+    table, seen = storage.warehouse_table("dim_date"), storage.seen_dates()
     dates = new_transactions_of(spark, storage, key).select(F.col("transaction_date").alias("date"))
-    known = table.hours(spark, key, through=False)
+    known = seen.before(spark, key)
     if known is not None:
-        dates = dates.join(known.select("date"), "date", "left_anti")
-    return table.write(spark, date_rows(dates), key)
+        dates = dates.join(known, "date", "left_anti")
+    path = table.write(spark, date_rows(dates), key)
+    seen.add_hour(spark, key)
+    return path
 
 
 @hourly_asset(
@@ -282,9 +284,11 @@ def dim_date(
         write_dates(session, storage, key)
     stats = one_row(
         table.hours_of(session, keys).agg(F.count("*").alias("added")),
-        table.hours(session, keys[-1], through=True).agg(
-            F.count("*").alias("rows"), F.countDistinct("date_key").alias("keys")
-        ),
+        storage.seen_dates()
+        .before(session, keys[-1], through=True)
+        .agg(
+            F.count("*").alias("rows"), F.countDistinct("date").alias("keys")
+        ),  # every date added through the last hour, from the index: no listing of history
     )
     return MaterializeResult(
         metadata={"dates_added": stats["added"], "dates": stats["rows"], "table": table.name},

@@ -5,6 +5,7 @@ exports. Assets, sensors, the replay and the benchmarks ask it; none of them bui
     <lake>/raw/_groups/<group>.json                  which hour a group was ingested into
     <lake>/<layer>/<name>/ingest_date=…/ingest_hour=…  retail_lake.<layer>_<name>
     <lake>/warehouse/<name>/ingest_date=…/…            retail_dwh.<name>
+    <lake>/<layer>/<name>_seen/slot=…                   an index of values seen (storage/seen.py)
     <lake>/streaming/<name>/…                          retail_dwh.<name> (app events)
     <lake>/streaming/_checkpoints/<topic>/<name>       a streaming query's checkpoint
     <exports>/b2b/sales_agent_product_units_<day>.csv  the partner's daily file
@@ -20,6 +21,7 @@ from retail_assets.settings import Settings
 from retail_assets.storage.checkpoints import Commit, last_commit
 from retail_assets.storage.hours import hour_of, hour_path
 from retail_assets.storage.lake import CopiedFile, Lake
+from retail_assets.storage.seen import SeenIndex
 from retail_assets.storage.tables import HourlyTable
 
 RAW = "raw"
@@ -98,6 +100,20 @@ class StorageResource(ConfigurableResource):
         """A fact: by ingest hour, then by transaction month, so date filters skip folders."""
         location = self.lake.uri("warehouse", name)
         return HourlyTable(f"{self.warehouse_database}.{name}", location, FACT_SUB_PARTITION)
+
+    def seen_transaction_ids(self) -> SeenIndex:
+        """Every transaction id that arrived, by hour: what first arrivals are checked against."""
+        return self._seen("silver", self.lake_table("silver", "new_transactions"), "transaction_id")
+
+    def seen_dates(self) -> SeenIndex:
+        """Every date of dim_date, by the hour it was added: what a new date is checked against."""
+        return self._seen("warehouse", self.warehouse_table("dim_date"), "date")
+
+    def _seen(self, layer: str, source: HourlyTable, column: str) -> SeenIndex:
+        database, table = source.name.split(".")
+        name = table.removeprefix(f"{layer}_")
+        return SeenIndex(f"{database}.{table}_seen", self.lake.uri(layer, f"{name}_seen"),
+                         source, column)  # fmt: skip
 
     # ------------------------------------------------------------------ streaming
 

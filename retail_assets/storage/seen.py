@@ -1,0 +1,140 @@
+"""The values of one column seen so far in an hourly table, kept as a compacted index.
+
+Questions like "which of this hour's ids arrived before?" read every earlier hour of their
+table: a year is 8,760 partitions and files to list and open for one small hour. The index
+holds the same values once more, in one string-partitioned table (`slot`):
+
+    slot=2025-06-14T03   one partition per hour of the open months (and the last GRACE_DAYS)
+    slot=2025-05         one partition per closed month, compacted from its hours
+
+so a lookup lists at most ~800 hour partitions plus one per month. Each row keeps the hour it
+arrived in (`arrived`, the hour's slot), so "before hour H" is exact at either grain, and
+`slot < H's slot` is a plain comparison the metastore filters by ('2025-05' sorts before
+every hour of June). Readers only anti-join against the index, so a value present twice for a
+moment (a month written, its hours not yet dropped) changes no answer.
+
+The source table stays the truth: a month is compacted from its hours there, and re-writing
+an hour of a compacted month re-compacts that month from the source.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from retail_assets.storage.hours import hour_of, key_of
+from retail_assets.storage.lake import Lake
+from retail_assets.storage.tables import HourlyTable, add_partitions, ensure_table
+
+# A month is compacted once the hours written are this many days past its end, so re-runs
+# of the last days (the common case) stay hour-sized.
+GRACE_DAYS = 3
+
+
+def hour_slot(key: str) -> str:
+    return f"{hour_of(key):%Y-%m-%dT%H}"
+
+
+def month_slot(key: str) -> str:
+    return f"{hour_of(key):%Y-%m}"
+
+
+def month_range(month: str) -> tuple[str, str]:
+    """The first day of `month` (YYYY-MM) and of the month after it."""
+    year, number = (int(part) for part in month.split("-"))
+    after = f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+    return f"{month}-01", f"{after}-01"
+
+
+@dataclass(frozen=True)
+class SeenIndex:
+    """Values of `column` in `source`, by the hour they arrived in, hours compacted to months."""
+
+    name: str  # database.table
+    location: str
+    source: HourlyTable
+    column: str
+
+    def before(self, spark: SparkSession, key: str, *, through: bool = False) -> DataFrame | None:
+        """The values that arrived before hour `key` (through=True: and in it), one column;
+        None if there is no source yet."""
+        if not spark.catalog.tableExists(self.name):
+            if not spark.catalog.tableExists(self.source.name):
+                return None
+            self.rebuild(spark, key)  # a home from before the index: built once from the source
+        slot = hour_slot(key)
+        arrived = F.col("arrived") <= slot if through else F.col("arrived") < slot
+        seen = spark.table(self.name).where((F.col("slot") <= slot) & arrived)
+        return seen.select(self.column)
+
+    def add_hour(self, spark: SparkSession, key: str) -> None:
+        """Index hour `key` as the source now holds it, then compact what is due."""
+        slot = hour_slot(key)
+        values = self._rows(self.source.hour(spark, key))
+        ensure_table(spark, self.name, self.location, values, ["slot"])
+        path = f"{self.location}/slot={slot}"
+        values.write.mode("overwrite").parquet(path)
+        spark.sql(f"ALTER TABLE {self.name} ADD IF NOT EXISTS PARTITION (slot='{slot}') "
+                  f"LOCATION '{path}'")  # fmt: skip
+        spark.sql(f"ALTER TABLE {self.name} PARTITION (slot='{slot}') SET LOCATION '{path}'")
+        self.compact(spark, key)
+
+    def compact(self, spark: SparkSession, key: str) -> list[str]:
+        """Compact every month with hour partitions that is closed for GRACE_DAYS before hour
+        `key`, or that was compacted before (an hour of it was re-written); the months done."""
+        slots = self.slots(spark)
+        closed = month_slot(key_of(hour_of(key) - timedelta(days=GRACE_DAYS)))
+        months = sorted({s[:7] for s in slots if "T" in s})
+        due = [m for m in months if m < closed or m in slots]
+        for month in due:
+            self.compact_month(spark, month, [s for s in slots if s.startswith(f"{month}-")])
+        return due
+
+    def compact_month(self, spark: SparkSession, month: str, hours: list[str]) -> None:
+        """Rewrite `month` from the source into a fresh folder, switch its one partition to it
+        (a single metastore change), then drop the month's hour partitions."""
+        first, after = month_range(month)
+        date = F.col("ingest_date")
+        rows = spark.table(self.source.name).where((date >= first) & (date < after))
+        token = uuid.uuid4().hex
+        path = f"{self.location}/slot={month}/{token}"
+        self._rows(rows).coalesce(1).write.parquet(path)
+        alter = f"ALTER TABLE {self.name}"
+        spark.sql(f"{alter} ADD IF NOT EXISTS PARTITION (slot='{month}') LOCATION '{path}'")
+        spark.sql(f"{alter} PARTITION (slot='{month}') SET LOCATION '{path}'")
+        lake = Lake(self.location)
+        for old in lake.list_names(f"slot={month}"):
+            if old != token:
+                lake.fs.delete_dir(lake.path(f"slot={month}", old))
+        if hours:
+            drops = ", ".join(f"PARTITION (slot='{s}')" for s in hours)
+            spark.sql(f"{alter} DROP IF EXISTS {drops}")
+            for slot in hours:
+                lake.fs.delete_dir(lake.path(f"slot={slot}"))
+
+    def rebuild(self, spark: SparkSession, key: str) -> None:
+        """Build the index from every hour of the source before `key`: hour partitions for
+        the recent hours, then the closed months compacted."""
+        rows = spark.table(self.source.name).where(
+            F.concat_ws("T", "ingest_date", "ingest_hour") < hour_slot(key)
+        )
+        indexed = self._rows(rows).withColumn("slot", F.col("arrived"))
+        ensure_table(spark, self.name, self.location, indexed, ["slot"])
+        indexed.write.mode("overwrite").partitionBy("slot").parquet(self.location)
+        slots = [row["slot"] for row in indexed.select("slot").distinct().collect()]
+        add_partitions(spark, self.name, self.location, [{"slot": s} for s in sorted(slots)])
+        self.compact(spark, key)
+
+    def slots(self, spark: SparkSession) -> list[str]:
+        """Every partition of the index (bounded: the open months' hours and one per month)."""
+        return [
+            row[0].split("=", 1)[1] for row in spark.sql(f"SHOW PARTITIONS {self.name}").collect()
+        ]
+
+    def _rows(self, rows: DataFrame) -> DataFrame:
+        arrived = F.concat_ws("T", "ingest_date", "ingest_hour").alias("arrived")
+        return rows.select(self.column, arrived)
