@@ -19,7 +19,7 @@ GOAL = 1.3
 def bare_hour(spark, storage, key: str) -> dict[str, float]:
     """The hour's data work and nothing else, in the job's order; seconds per job step."""
     from retail_assets.assets.b2b import write_export
-    from retail_assets.assets.insights import write_snapshots
+    from retail_assets.assets.insights import snapshots_written
     from retail_assets.assets.raw import ingest_hour
     from retail_assets.assets.silver import write_new_transactions, write_silver
     from retail_assets.assets.warehouse import (
@@ -31,6 +31,10 @@ def bare_hour(spark, storage, key: str) -> dict[str, float]:
     from retail_assets.storage.hours import hour_values
     from retail_assets.transforms.insights import INSIGHTS
 
+    def write_insights(spark, storage, key: str) -> None:
+        with snapshots_written(spark, storage, key, list(INSIGHTS)):
+            pass
+
     steps = [
         ("raw_files", lambda: ingest_hour(storage, key)),
         ("silver_transactions", lambda: write_silver(spark, storage, key)),
@@ -38,7 +42,7 @@ def bare_hour(spark, storage, key: str) -> dict[str, float]:
         *[(d.name, lambda d=d: write_changes(spark, storage, d, key)) for d in SCD_DIMENSIONS],
         ("dim_date", lambda: write_dates(spark, storage, key)),
         ("sales_facts", lambda: write_facts(spark, storage, key)),
-        ("marketing_insights", lambda: write_snapshots(spark, storage, key, list(INSIGHTS))),
+        ("marketing_insights", lambda: write_insights(spark, storage, key)),
         ("b2b_daily_csv", lambda: write_export(spark, storage, hour_values(key)["ingest_date"])),
     ]
     seconds = {}

@@ -30,8 +30,9 @@ GOAL = 1.2
 ROWS = 1_500
 GROWING_IDS = ("transaction_id", "customer_id")  # distinct per cloned hour
 KEY_STRIDE = 100_000  # cloned hour i's customer keys: the template's + i * stride
-CUSTOMER_KEYS = {"dim_customer_changes": "surrogate_key", "fact_branch_sales": "customer_key",
-                 "fact_online_sales": "customer_key"}  # fmt: skip
+CUSTOMER_KEYS = {"dim_customer_changes": "surrogate_key",
+                 "fact_branch_sales_hours": "customer_key",
+                 "fact_online_sales_hours": "customer_key"}  # fmt: skip
 SHIFTED_HOURS = ("valid_from_hour", "recorded_hour", "ingest_hour_ts", "as_of_hour")
 # Dimensions of a small fixed set of entities: no change records in the cloned hours.
 FIXED = ("dim_product_changes", "dim_branch_changes", "dim_sales_agent_changes", "dim_date")
@@ -46,7 +47,8 @@ def tables(storage) -> list:
             (("silver", "transactions"), ("quarantine", "transactions"),
              ("silver", "new_transactions"))]  # fmt: skip
     warehouse = [storage.warehouse_table(f"{d.name}_changes") for d in SCD_DIMENSIONS]
-    warehouse += [storage.warehouse_table("dim_date"), *map(storage.fact_table, FACTS)]
+    warehouse += [storage.warehouse_table("dim_date")]
+    warehouse += [storage.fact_table(name).recent for name in FACTS]  # compacted after cloning
     return lake + warehouse + [storage.warehouse_table(name) for name in INSIGHTS]
 
 
@@ -108,22 +110,24 @@ def clone(spark, table, template_key: str, hours: int) -> None:
         if column in rows.columns:
             seconds = F.unix_timestamp(column) + F.col("_i") * 3600
             rows = rows.withColumn(column, F.timestamp_seconds(seconds))
-    layout = [*HOUR_COLUMNS, *([table.sub_partition] if table.sub_partition else [])]
-    (rows.drop("_i").repartition(*layout).write.mode("append").partitionBy(*layout)
-     .parquet(table.location))  # fmt: skip
+    (rows.drop("_i").repartition(*HOUR_COLUMNS).write.mode("append")
+     .partitionBy(*HOUR_COLUMNS).parquet(table.location))  # fmt: skip
     spark.sql(f"MSCK REPAIR TABLE {table.name}")
 
 
 def table_sizes(spark, storage) -> dict:
     """Metastore partitions and data files of every hourly table."""
-    from retail_assets.assets.warehouse import SCD_DIMENSIONS, state_table
+    from retail_assets.assets.warehouse import FACTS, SCD_DIMENSIONS, state_table
 
+    named = [table.name for table in tables(storage)]
+    named += [state_table(storage, d).name for d in SCD_DIMENSIONS]
+    named += [storage.seen_transaction_ids().name, storage.seen_dates().name]
+    named += [storage.fact_table(name).months_name for name in FACTS]
     sizes = {}
-    indexes = [storage.seen_transaction_ids(), storage.seen_dates()]
-    for table in tables(storage) + [state_table(storage, d) for d in SCD_DIMENSIONS] + indexes:
-        partitions = spark.sql(f"SHOW PARTITIONS {table.name}").count()
-        files = len(spark.table(table.name).inputFiles())
-        sizes[table.name.split(".", 1)[1]] = {"partitions": partitions, "files": files}
+    for name in named:
+        partitions = spark.sql(f"SHOW PARTITIONS {name}").count()
+        files = len(spark.table(name).inputFiles())
+        sizes[name.split(".", 1)[1]] = {"partitions": partitions, "files": files}
     return sizes
 
 
@@ -145,6 +149,7 @@ def timed_hour(bench: Bench, storage, key: str) -> tuple[float, dict]:
 
 def hour_after(bench: Bench, history: int, groups) -> dict:
     """The ordinary hour after `history` hours (one real, the rest cloned); its figures."""
+    from retail_assets.assets.warehouse import FACTS
     from retail_assets.replay import land
     from retail_assets.resources import spark_session
     from retail_assets.storage.hours import key_of
@@ -157,6 +162,8 @@ def hour_after(bench: Bench, history: int, groups) -> dict:
         clone(spark, table, key_of(START), history - 1)
     seed_states(spark, storage, key_of(START + timedelta(hours=history - 1)))
     seed_indexes(spark, storage, key_of(START + timedelta(hours=history)))
+    for name in FACTS:  # the closed months, as the hours would have compacted them
+        storage.fact_table(name).compact(spark, key_of(START + timedelta(hours=history)))
     seeded = time.monotonic() - began
     say(f"  seeded {history} hours in {seeded:.0f}s")
     arrival = START + timedelta(hours=history)

@@ -13,29 +13,25 @@ H22, H23, NEXT = "2025-06-01-22:00", "2025-06-01-23:00", "2025-06-02-00:00"
 
 @pytest.fixture
 def facts(spark, tmp_path, request):
-    table = HourlyTable(f"tables_test.{request.node.name}", str(tmp_path), "transaction_month")
+    table = HourlyTable(f"tables_test.{request.node.name}", str(tmp_path))
     yield table
     spark.sql(f"DROP TABLE IF EXISTS {table.name}")
 
 
 def sales(spark, *rows):
-    return spark.createDataFrame(rows, "transaction_id string, transaction_date date").selectExpr(
-        "*", "date_format(transaction_date, 'yyyy-MM') AS transaction_month"
-    )
+    return spark.createDataFrame(rows, "transaction_id string, transaction_date date")
 
 
 def ids(frame) -> set[str]:
     return {row["transaction_id"] for row in frame.collect()}
 
 
-def test_rewriting_an_hour_with_fewer_months_leaves_none_of_the_old(spark, facts):
+def test_rewriting_an_hour_replaces_all_of_it(spark, facts):
     facts.write(spark, sales(spark, ("a", date(2024, 1, 5)), ("b", date(2024, 3, 7))), H22)
     facts.write(spark, sales(spark, ("c", date(2024, 1, 9))), H22)
     assert ids(facts.hour(spark, H22)) == {"c"}
-    months = spark.sql(f"SHOW PARTITIONS {facts.name}").collect()
-    assert [row[0] for row in months] == [
-        "ingest_date=2025-06-01/ingest_hour=22/transaction_month=2024-01"
-    ]
+    hours = spark.sql(f"SHOW PARTITIONS {facts.name}").collect()
+    assert [row[0] for row in hours] == ["ingest_date=2025-06-01/ingest_hour=22"]
 
 
 def test_rewriting_an_hour_with_nothing_empties_it(spark, facts):

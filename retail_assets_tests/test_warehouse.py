@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from retail_assets.replay import land
+from retail_assets.storage.hours import key_of
 from retail_assets_tests.helpers import WAREHOUSE_GROUPS as GROUPS
 from retail_assets_tests.helpers import WAREHOUSE_START as START
 from retail_assets_tests.helpers import (
@@ -262,14 +263,47 @@ def test_one_run_backfill_equals_hour_by_hour(spark, settings, warehouse, source
         ), name
 
 
-def test_facts_are_laid_out_by_transaction_month(spark, warehouse):
-    storage, _ = warehouse
-    name = f"{storage.warehouse_database}.fact_branch_sales"
-    partitions = [r[0] for r in spark.sql(f"SHOW PARTITIONS {name}").collect()]
-    assert partitions and all("/transaction_month=" in p for p in partitions)
-    month = partitions[0].rsplit("=", 1)[1]
-    plan = spark.sql(f"EXPLAIN SELECT sum(units) FROM {name} WHERE transaction_month = '{month}'")
-    text = plan.collect()[0][0]
-    assert "PartitionFilters: [isnotnull(transaction_month" in text
-    files = spark.table(name).where(f"transaction_month = '{month}'").inputFiles()
-    assert len(files) == sum(1 for p in partitions if p.endswith(month))  # one file per hour
+def test_facts_of_recent_hours_are_one_file_per_hour(spark, warehouse):
+    """Months are compacted by transaction month only once closed (test_compacted); until then
+    an hour is one partition and one file."""
+    storage, keys = warehouse
+    facts = storage.fact_table("fact_branch_sales")
+    hours = spark.sql(f"SHOW PARTITIONS {facts.recent.name}").collect()
+    assert len(hours) == len(keys)
+    for key in keys:
+        assert len(facts.hour(spark, key).inputFiles()) == 1, key
+
+
+def test_compacting_a_closed_month_keeps_every_table_and_reruns_idempotent(
+    spark, settings, source, tmp_path
+):
+    """Hours of January, then one three days into February: January's facts and seen-ids are
+    compacted. The February hour re-delivers a January group, so first arrival must hold
+    across the compacted index; re-running a compacted and a recent hour changes nothing."""
+    storage = make_storage(tmp_path, "compacted")
+    january = [START, START + timedelta(hours=1), START + timedelta(hours=2)]  # 22, 23, 00
+    later = datetime(2025, 2, 4, 2, tzinfo=START.tzinfo)
+    order = [source[0], source[2], source[1]]  # group3 (re-delivering group2) comes last
+    for group, arrival in zip([*order, source[3]], [*january, later], strict=True):
+        land(group, storage.landing_dir_path, arrival)
+    keys = [key_of(arrival) for arrival in [*january, later]]
+    run(settings, storage, keys[:3])
+    before = {name: contents(spark, storage, name) for name in TABLES}
+    run(settings, storage, keys[3:])
+    facts = storage.fact_table("fact_branch_sales")
+    assert list(facts.versions(spark)) == ["2025-01"]
+    slots = storage.seen_transaction_ids().slots(spark)
+    assert "2025-01" in slots and not [s for s in slots if s.startswith("2025-01-")]
+    for name in ("fact_branch_sales", "fact_online_sales"):
+        rows = table(spark, storage, name).where("ingest_date < '2025-02-04'")
+        assert sorted(map(tuple, rows.collect()), key=repr) == before[name], name
+    ids = [r[0] for r in spark.sql("SELECT transaction_id FROM " + facts.name).collect()]
+    online = spark.table(storage.fact_table("fact_online_sales").name).select("transaction_id")
+    ids += [r[0] for r in online.collect()]
+    assert len(ids) == len(set(ids))  # the re-delivered group added nothing
+    once = {name: contents(spark, storage, name) for name in TABLES}
+    exports = Path(storage.exports.path("b2b"))
+    files = {p.name: p.read_bytes() for p in exports.iterdir()}
+    run(settings, storage, [keys[1], keys[3]])  # a compacted hour, then a recent one
+    assert {name: contents(spark, storage, name) for name in TABLES} == once
+    assert {p.name: p.read_bytes() for p in exports.iterdir()} == files

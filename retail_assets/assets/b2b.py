@@ -40,8 +40,7 @@ def csv_bytes(rows: list[tuple]) -> bytes:
 
 
 def offline_facts_of_day(spark: SparkSession, storage: StorageResource, day: str) -> DataFrame:
-    facts = storage.fact_table("fact_branch_sales")
-    return spark.table(facts.name).where(F.col("ingest_date") == day)
+    return storage.fact_table("fact_branch_sales").day(spark, day)
 
 
 def write_export(spark: SparkSession, storage: StorageResource, day: str) -> str:

@@ -4,6 +4,9 @@ Each hour adds its new facts to the previous hour's snapshot. If that snapshot i
 gap in the chain), the hour is rebuilt from every fact loaded through it: the same answer.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from dagster import (
     AssetCheckKey,
     AssetCheckResult,
@@ -75,11 +78,13 @@ def continues(spark: SparkSession, storage: StorageResource, key: str, names: li
     return all(storage.warehouse_table(n).has_hour(spark, previous_key(key)) for n in names)
 
 
-def write_snapshots(
+@contextmanager
+def snapshots_written(
     spark: SparkSession, storage: StorageResource, key: str, names: list[str]
-) -> bool:
-    """Write the snapshots of hour `key` for the insights `names`; whether they built on the
-    previous hour's (False: rebuilt from all facts through `key`)."""
+) -> Iterator[tuple[bool, DataFrame]]:
+    """Write the snapshots of hour `key` for the insights `names`; yields whether they built on
+    the previous hour's (False: rebuilt from all facts through `key`) and the sales they were
+    built from, cached until the block ends, so the checks read the facts no second time."""
     builds_on_previous = continues(spark, storage, key, names)
     frame, products = hour_sales(spark, storage, key, rebuild=not builds_on_previous)
     frame = frame.persist()
@@ -89,9 +94,9 @@ def write_snapshots(
             previous = table.hour(spark, previous_key(key)) if builds_on_previous else None
             snapshot = INSIGHTS[name][0](frame, previous, products)
             table.write(spark, as_of(snapshot, hour_of(key)), key)
+        yield builds_on_previous, frame
     finally:
         frame.unpersist()
-    return builds_on_previous
 
 
 def snapshot_hour(
@@ -99,20 +104,21 @@ def snapshot_hour(
 ) -> dict[str, dict]:
     """Write the snapshots of hour `key` for the insights `names`; per insight: its rows and
     check inputs (the snapshot = the previous one + the facts the snapshot was built from)."""
-    builds_on_previous = write_snapshots(spark, storage, key, names)
-    frame, _ = hour_sales(spark, storage, key, rebuild=not builds_on_previous)
-    previous_sums = [
-        storage.warehouse_table(name)
-        .hour(spark, previous_key(key))
-        .agg(*[F.sum(m).alias(f"{name}.{m}") for m in INSIGHTS[name][1]])
-        for name in names
-        if builds_on_previous
-    ]
-    snapshots = [
-        all_rows(storage.warehouse_table(name).hour(spark, key).drop(*HOUR_COLUMNS), f"{name}.rows")
-        for name in names
-    ]
-    added = one_row(fact_totals(frame), *previous_sums, *snapshots)  # one Spark job for all
+    with snapshots_written(spark, storage, key, names) as (builds_on_previous, frame):
+        previous_sums = [
+            storage.warehouse_table(name)
+            .hour(spark, previous_key(key))
+            .agg(*[F.sum(m).alias(f"{name}.{m}") for m in INSIGHTS[name][1]])
+            for name in names
+            if builds_on_previous
+        ]
+        snapshots = [
+            all_rows(
+                storage.warehouse_table(name).hour(spark, key).drop(*HOUR_COLUMNS), f"{name}.rows"
+            )  # fmt: skip
+            for name in names
+        ]
+        added = one_row(fact_totals(frame), *previous_sums, *snapshots)  # one Spark job for all
     results = {}
     for name in names:
         _, measures, within = INSIGHTS[name]

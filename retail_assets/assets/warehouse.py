@@ -30,6 +30,7 @@ from retail_assets.partitions import (
     own_previous_hour,
 )
 from retail_assets.resources import SparkResource
+from retail_assets.storage.compacted import CompactedTable
 from retail_assets.storage.hours import hour_of, hour_values, previous_key
 from retail_assets.storage.resource import StorageResource
 from retail_assets.storage.tables import HOUR_COLUMNS, HourlyTable
@@ -346,7 +347,7 @@ def fact_checks(name: str, stats: dict) -> list[AssetCheckResult]:
     ]  # fmt: skip
 
 
-def fact_tables(storage: StorageResource) -> dict[str, HourlyTable]:
+def fact_tables(storage: StorageResource) -> dict[str, CompactedTable]:
     return {name: storage.fact_table(name) for name in FACTS}
 
 
@@ -375,7 +376,7 @@ def write_facts(spark: SparkSession, storage: StorageResource, key: str) -> None
             kinds={"spark", "hive"},
             description=(
                 f"retail_dwh.{name}: {'online' if online else 'offline (branch)'} sales, "
-                "partitioned by ingest hour and transaction_month."
+                "by ingest hour; closed months compacted by transaction_month."
             ),
         )
         for name, online in FACTS.items()
@@ -424,7 +425,7 @@ def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: S
 
 
 def reconcile_hour(
-    spark: SparkSession, storage: StorageResource, key: str, facts: dict[str, HourlyTable]
+    spark: SparkSession, storage: StorageResource, key: str, facts: dict[str, CompactedTable]
 ) -> dict:
     """Fact rows + duplicates + quarantined rows of an hour against its raw rows."""
     raw = sum(entry["rows"] for _, entry in storage.raw_files(key, "sales_transactions"))

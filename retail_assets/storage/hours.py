@@ -30,3 +30,25 @@ def hour_values(key: str) -> dict[str, str]:
 def hour_path(key: str) -> str:
     """`ingest_date=YYYY-MM-DD/ingest_hour=HH`, the folder of an hour in every lake dataset."""
     return "/".join(f"{name}={value}" for name, value in hour_values(key).items())
+
+
+# A month is compacted (storage/seen.py, storage/compacted.py) once the hours written are
+# this many days past its end, so re-runs of the last days (the common case) stay hour-sized.
+GRACE_DAYS = 3
+
+
+def month_of(key: str) -> str:
+    """YYYY-MM of an hourly key."""
+    return key[:7]
+
+
+def closed_before(key: str) -> str:
+    """The first month not yet closed at hour `key`: earlier months may be compacted."""
+    return month_of(key_of(hour_of(key) - timedelta(days=GRACE_DAYS)))
+
+
+def month_range(month: str) -> tuple[str, str]:
+    """The first day of `month` (YYYY-MM) and of the month after it."""
+    year, number = (int(part) for part in month.split("-"))
+    after = f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+    return f"{month}-01", f"{after}-01"

@@ -5,6 +5,7 @@ exports. Assets, sensors, the replay and the benchmarks ask it; none of them bui
     <lake>/raw/_groups/<group>.json                  which hour a group was ingested into
     <lake>/<layer>/<name>/ingest_date=…/ingest_hour=…  retail_lake.<layer>_<name>
     <lake>/warehouse/<name>/ingest_date=…/…            retail_dwh.<name>
+    <lake>/warehouse/<fact>/hours|months/…              retail_dwh.<fact> (storage/compacted.py)
     <lake>/<layer>/<name>_seen/slot=…                   an index of values seen (storage/seen.py)
     <lake>/streaming/<name>/…                          retail_dwh.<name> (app events)
     <lake>/streaming/_checkpoints/<topic>/<name>       a streaming query's checkpoint
@@ -19,6 +20,7 @@ from dagster import ConfigurableResource
 
 from retail_assets.settings import Settings
 from retail_assets.storage.checkpoints import Commit, last_commit
+from retail_assets.storage.compacted import CompactedTable
 from retail_assets.storage.hours import hour_of, hour_path
 from retail_assets.storage.lake import CopiedFile, Lake
 from retail_assets.storage.seen import SeenIndex
@@ -26,7 +28,6 @@ from retail_assets.storage.tables import HourlyTable
 
 RAW = "raw"
 MANIFEST = "_manifest.json"
-FACT_SUB_PARTITION = "transaction_month"  # facts: one folder per month under each hour
 
 
 class StorageResource(ConfigurableResource):
@@ -96,10 +97,12 @@ class StorageResource(ConfigurableResource):
         """retail_dwh.<name> at lake/warehouse/<name>."""
         return HourlyTable(f"{self.warehouse_database}.{name}", self.lake.uri("warehouse", name))
 
-    def fact_table(self, name: str) -> HourlyTable:
-        """A fact: by ingest hour, then by transaction month, so date filters skip folders."""
+    def fact_table(self, name: str) -> CompactedTable:
+        """A fact: by ingest hour; closed months compacted by transaction month, so date
+        filters skip folders (one file per hour before that, sorted by date)."""
         location = self.lake.uri("warehouse", name)
-        return HourlyTable(f"{self.warehouse_database}.{name}", location, FACT_SUB_PARTITION)
+        return CompactedTable(f"{self.warehouse_database}.{name}", location,
+                              sub="transaction_month", sort_by="transaction_date")  # fmt: skip
 
     def seen_transaction_ids(self) -> SeenIndex:
         """Every transaction id that arrived, by hour: what first arrivals are checked against."""

@@ -4,7 +4,7 @@ Questions like "which of this hour's ids arrived before?" read every earlier hou
 table: a year is 8,760 partitions and files to list and open for one small hour. The index
 holds the same values once more, in one string-partitioned table (`slot`):
 
-    slot=2025-06-14T03   one partition per hour of the open months (and the last GRACE_DAYS)
+    slot=2025-06-14T03   one partition per hour of the open months (hours.closed_before)
     slot=2025-05         one partition per closed month, compacted from its hours
 
 so a lookup lists at most ~800 hour partitions plus one per month. Each row keeps the hour it
@@ -21,33 +21,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.storage.hours import hour_of, key_of
+from retail_assets.storage.hours import closed_before, hour_of
 from retail_assets.storage.lake import Lake
 from retail_assets.storage.tables import HourlyTable, add_partitions, ensure_table
-
-# A month is compacted once the hours written are this many days past its end, so re-runs
-# of the last days (the common case) stay hour-sized.
-GRACE_DAYS = 3
 
 
 def hour_slot(key: str) -> str:
     return f"{hour_of(key):%Y-%m-%dT%H}"
-
-
-def month_slot(key: str) -> str:
-    return f"{hour_of(key):%Y-%m}"
-
-
-def month_range(month: str) -> tuple[str, str]:
-    """The first day of `month` (YYYY-MM) and of the month after it."""
-    year, number = (int(part) for part in month.split("-"))
-    after = f"{year + number // 12:04d}-{number % 12 + 1:02d}"
-    return f"{month}-01", f"{after}-01"
 
 
 @dataclass(frozen=True)
@@ -84,10 +68,10 @@ class SeenIndex:
         self.compact(spark, key)
 
     def compact(self, spark: SparkSession, key: str) -> list[str]:
-        """Compact every month with hour partitions that is closed for GRACE_DAYS before hour
+        """Compact every month with hour partitions that is closed at hour
         `key`, or that was compacted before (an hour of it was re-written); the months done."""
         slots = self.slots(spark)
-        closed = month_slot(key_of(hour_of(key) - timedelta(days=GRACE_DAYS)))
+        closed = closed_before(key)
         months = sorted({s[:7] for s in slots if "T" in s})
         due = [m for m in months if m < closed or m in slots]
         for month in due:
@@ -97,9 +81,7 @@ class SeenIndex:
     def compact_month(self, spark: SparkSession, month: str, hours: list[str]) -> None:
         """Rewrite `month` from the source into a fresh folder, switch its one partition to it
         (a single metastore change), then drop the month's hour partitions."""
-        first, after = month_range(month)
-        date = F.col("ingest_date")
-        rows = spark.table(self.source.name).where((date >= first) & (date < after))
+        rows = self.source.month(spark, month)
         token = uuid.uuid4().hex
         path = f"{self.location}/slot={month}/{token}"
         self._rows(rows).coalesce(1).write.parquet(path)

@@ -15,7 +15,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.storage.hours import hour_path, hour_values
+from retail_assets.storage.hours import hour_path, hour_values, month_range
 from retail_assets.storage.lake import Lake
 
 HOUR_COLUMNS = ("ingest_date", "ingest_hour")
@@ -27,35 +27,19 @@ class HourlyTable:
 
     name: str  # database.table
     location: str
-    sub_partition: str | None = None  # e.g. transaction_month, under each hour
 
     def ensure(self, spark: SparkSession, frame: DataFrame) -> None:
-        partitions = [*HOUR_COLUMNS, *([self.sub_partition] if self.sub_partition else [])]
-        ensure_table(spark, self.name, self.location, frame, partitions)
+        ensure_table(spark, self.name, self.location, frame, list(HOUR_COLUMNS))
 
     def write(self, spark: SparkSession, frame: DataFrame, key: str) -> str:
         """Replace hour `key` with `frame`; returns the hour's folder."""
         frame = frame.drop(*HOUR_COLUMNS)  # the hour's folder carries them
         self.ensure(spark, frame)
         path = f"{self.location}/{hour_path(key)}"
-        # Static: the whole hour folder is replaced, sub-partitions the new data lacks included
-        # (the session's dynamic mode would keep a month folder only the old data had).
-        writer = frame.write.mode("overwrite").option("partitionOverwriteMode", "static")
-        if self.sub_partition:
-            writer = writer.partitionBy(self.sub_partition)
-        writer.parquet(path)
-        spec = partition_spec(key)
-        alter = f"ALTER TABLE {self.name}"
-        if not self.sub_partition:
-            spark.sql(f"{alter} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{path}'")
-            spark.sql(f"{alter} PARTITION ({spec}) SET LOCATION '{path}'")
-            return path
-        spark.sql(f"{alter} DROP IF EXISTS PARTITION ({spec})")
-        prefix = f"{self.sub_partition}="
-        folders = sorted({f.rsplit("/", 2)[-2] for f in data_files(spark, path) if prefix in f})
-        add_partitions(spark, self.name, self.location, [
-            {**hour_values(key), self.sub_partition: folder[len(prefix):]} for folder in folders
-        ])  # fmt: skip
+        frame.write.mode("overwrite").parquet(path)
+        spec, alter = partition_spec(key), f"ALTER TABLE {self.name}"
+        spark.sql(f"{alter} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{path}'")
+        spark.sql(f"{alter} PARTITION ({spec}) SET LOCATION '{path}'")
         return path
 
     def has_hour(self, spark: SparkSession, key: str) -> bool:
@@ -94,6 +78,12 @@ class HourlyTable:
 
     def hour(self, spark: SparkSession, key: str) -> DataFrame:
         return self.hours_of(spark, [key])
+
+    def month(self, spark: SparkSession, month: str) -> DataFrame:
+        """Every hour of month `month` (YYYY-MM)."""
+        first, after = month_range(month)
+        date = F.col(HOUR_COLUMNS[0])
+        return spark.table(self.name).where((date >= first) & (date < after))
 
     def hours_of(self, spark: SparkSession, keys: list[str]) -> DataFrame:
         """The given hours (through the metastore: an empty hour still has the schema)."""

@@ -249,14 +249,10 @@ def with_keys(transactions: DataFrame, current: dict[Dimension, DataFrame]) -> D
 
 
 def fact_rows(keyed: DataFrame, hour: datetime, online: bool) -> DataFrame:
-    """fact_online_sales (online=True) or fact_branch_sales rows from keyed transactions.
-
-    One file per transaction_month (the partition a date query prunes to), rows sorted by
-    date inside it so parquet statistics let a date filter skip row groups as well.
-    """
+    """fact_online_sales (online=True) or fact_branch_sales rows from keyed transactions."""
     keys = ["customer_key", "product_key"] + ([] if online else ["branch_key", "sales_agent_key"])
     address = ["street", "city", "state", "postal_code"] if online else []
-    rows = keyed.where(F.col("is_online") == F.lit(online)).select(
+    return keyed.where(F.col("is_online") == F.lit(online)).select(
         "transaction_id",
         *keys,
         date_key(F.col("transaction_date")).alias("date_key"),
@@ -268,4 +264,3 @@ def fact_rows(keyed: DataFrame, hour: datetime, online: bool) -> DataFrame:
         "source_line",
         F.date_format("transaction_date", "yyyy-MM").alias("transaction_month"),
     )
-    return rows.repartition("transaction_month").sortWithinPartitions("transaction_date")
