@@ -76,6 +76,24 @@ class Bench:
         peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
         return int(peak.split()[1]) // 1024
 
+    def spark_log_size(self) -> int:
+        from retail_assets import spark_server
+
+        return spark_server.server(self.settings).log_file.stat().st_size
+
+    def spark_log_problems(self, since: int) -> dict[str, int]:
+        """What the Spark server logged after byte `since`: metastore fallbacks (a partition
+        filter the metastore could not serve, so every partition was listed) and errors."""
+        from retail_assets import spark_server
+
+        with open(spark_server.server(self.settings).log_file, "rb") as log:
+            log.seek(since)
+            lines = log.read().decode(errors="replace").splitlines()
+        return {
+            "metastore_fallbacks": sum("Falling back" in line or "42ZA0" in line for line in lines),
+            "errors": sum(" ERROR " in line for line in lines),
+        }
+
     def storage(self, name: str):
         """Landing, lake, exports and databases of their own, on the shared server."""
         from retail_assets.storage.resource import StorageResource

@@ -131,20 +131,22 @@ def table_sizes(spark, storage) -> dict:
     return sizes
 
 
-def timed_hour(bench: Bench, storage, key: str) -> tuple[float, dict]:
-    """The faster of two runs of hour `key` (the second is a re-run), with its step times."""
+def timed_hour(bench: Bench, storage, key: str) -> tuple[float, dict, dict]:
+    """The faster of two runs of hour `key` (the second is a re-run), with its step times and
+    what the Spark server logged of trouble during the two."""
     from dagster import DagsterInstance
 
     from retail_assets.definitions import batch_definitions
     from retail_assets.replay import run_hour
 
     definitions, instance = batch_definitions(storage), DagsterInstance.get()
+    log_start = bench.spark_log_size()
     runs = [run_hour(key, instance, definitions) for _ in range(2)]
     failed = [run for run in runs if not run.ok]
     if failed:
         raise RuntimeError("\n".join(failed[0].lines))
     best = min(runs, key=lambda run: run.seconds)
-    return best.seconds, best.step_seconds
+    return best.seconds, best.step_seconds, bench.spark_log_problems(log_start)
 
 
 def hour_after(bench: Bench, history: int, groups) -> dict:
@@ -168,9 +170,9 @@ def hour_after(bench: Bench, history: int, groups) -> dict:
     say(f"  seeded {history} hours in {seeded:.0f}s")
     arrival = START + timedelta(hours=history)
     land(groups[1], storage.landing_dir_path, arrival)
-    seconds, steps = timed_hour(bench, storage, key_of(arrival))
+    seconds, steps, problems = timed_hour(bench, storage, key_of(arrival))
     say(f"  hour after {history} hours: {seconds:.1f}s")
-    return {"seconds": seconds, "steps": steps, "seed_s": round(seeded, 1),
+    return {"seconds": seconds, "steps": steps, "seed_s": round(seeded, 1), "log": problems,
             "tables": table_sizes(spark, storage)}  # fmt: skip
 
 
@@ -185,7 +187,7 @@ def measure(bench: Bench, quick: bool) -> dict:
 
         second = START + timedelta(hours=1)
         land(groups[1], fresh.landing_dir_path, second)
-        base_seconds, base_steps = timed_hour(bench, fresh, key_of(second))
+        base_seconds, base_steps, _ = timed_hour(bench, fresh, key_of(second))
         say(f"p6 hour 2 of a fresh home: {base_seconds:.1f}s")
         after = {}
         for history in histories:
@@ -203,6 +205,7 @@ def measure(bench: Bench, quick: bool) -> dict:
         "hour2_steps_s": {k: round(v, 2) for k, v in base_steps.items()},
         "after": {
             n: {"seconds": round(r["seconds"], 2), "seed_s": r["seed_s"], "tables": r["tables"],
+                "spark_server_log": r["log"],
                 "steps_s": {k: round(v, 2) for k, v in r["steps"].items()},
                 "step_ratio": {k: round(v / base_steps[k], 2) for k, v in r["steps"].items()
                                if base_steps.get(k)}}

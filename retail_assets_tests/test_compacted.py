@@ -93,3 +93,13 @@ def test_rewriting_a_compacted_hour_and_a_recent_hour(spark, facts):
         r[0].split("/")[1] for r in spark.sql(f"SHOW PARTITIONS {facts.months_name}").collect()
     ]
     assert versions == [f"version={facts.versions(spark)['2025-05']}"] * 3  # old ones dropped
+
+
+def test_a_fact_table_of_the_old_layout_is_refused_with_what_to_do(spark, facts):
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {facts.name.split('.')[0]}")
+    spark.sql(f"CREATE TABLE {facts.name} (transaction_id string) USING parquet")
+    try:
+        with pytest.raises(RuntimeError, match="layout before compacted facts"):
+            facts.write(spark, sales(spark, SALES[MAY_30]), MAY_30)
+    finally:
+        spark.sql(f"DROP TABLE {facts.name}")

@@ -183,6 +183,12 @@ class CompactedTable:
     def _ensure(self, spark: SparkSession, frame: DataFrame) -> None:
         """The two tables and the view, on the first write."""
         if spark.catalog.tableExists(self.name):
+            if spark.catalog.getTable(self.name).tableType != "VIEW":
+                raise RuntimeError(
+                    f"{self.name} is a table of the layout before compacted facts. Drop it "
+                    f"(DROP TABLE {self.name}) and its folder {self.location}, then re-run the "
+                    "hours from raw (docs/runbook.md, backfill a range of hours)."
+                )
             return
         self.recent.ensure(spark, frame)
         with_hours = frame.select("*", *[F.lit("").alias(c) for c in HOUR_COLUMNS])

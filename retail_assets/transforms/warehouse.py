@@ -70,13 +70,16 @@ def first_arrivals(silver: DataFrame, earlier_ids: DataFrame | None) -> DataFram
     """The hour's transactions whose id never arrived before: the first arrival wins.
 
     Within the hour the first line wins; across hours, a key-only anti-join against the ids
-    of earlier hours (the cost of a lookup, not of a rewrite of history).
+    of earlier hours. The earlier ids are first narrowed to the hour's own by a semi-join with
+    the hour's ids broadcast, so history is scanned once and never shuffled.
     """
     first_line = Window.partitionBy("transaction_id").orderBy("source_file", "source_line")
     firsts = silver.withColumn("_n", F.row_number().over(first_line)).where("_n = 1").drop("_n")
     if earlier_ids is None:
         return firsts
-    return firsts.join(earlier_ids.select("transaction_id"), "transaction_id", "left_anti")
+    hour_ids = F.broadcast(firsts.select("transaction_id"))
+    seen = earlier_ids.select("transaction_id").join(hour_ids, "transaction_id", "left_semi")
+    return firsts.join(seen, "transaction_id", "left_anti")
 
 
 # ---------------------------------------------------------------- dimension inputs
