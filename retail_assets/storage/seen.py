@@ -101,14 +101,12 @@ class SeenIndex:
     def rebuild(self, spark: SparkSession, key: str) -> None:
         """Build the index from every hour of the source before `key`: hour partitions for
         the recent hours, then the closed months compacted."""
-        rows = spark.table(self.source.name).where(
-            F.concat_ws("T", "ingest_date", "ingest_hour") < hour_slot(key)
-        )
+        rows = self.source.hours(spark, key, through=False)  # a filter the metastore serves
         indexed = self._rows(rows).withColumn("slot", F.col("arrived"))
         ensure_table(spark, self.name, self.location, indexed, ["slot"])
         indexed.write.mode("overwrite").partitionBy("slot").parquet(self.location)
-        slots = [row["slot"] for row in indexed.select("slot").distinct().collect()]
-        add_partitions(spark, self.name, self.location, [{"slot": s} for s in sorted(slots)])
+        written = [n for n in Lake(self.location).list_names() if n.startswith("slot=")]
+        add_partitions(spark, self.name, self.location, [{"slot": n[5:]} for n in written])
         self.compact(spark, key)
 
     def slots(self, spark: SparkSession) -> list[str]:
