@@ -131,6 +131,8 @@ def test_produced_events_land_exactly_once_with_unknown_fields_kept(spark, setti
     assert bad.raw_value == "not json"
     purchases = [r for r in valid if r.event_type == "purchase"]
     assert purchases and all(r.quantity and r.total_amount and r.payment_method for r in purchases)
+    # the hour of these events closed long ago: compacted; the bad record's (now) is still open
+    assert metadata["compacted_periods"].value["app_events"] == ["2025-05-01/10"]
 
 
 def test_window_counts_equal_a_count_over_the_landed_events(spark, stream):
@@ -259,22 +261,13 @@ def test_a_run_killed_mid_batch_then_run_again_lands_each_event_once(spark, sett
 
 
 def start_orphan(spark, settings, storage, topic):
-    from retail_assets.assets.streaming import EVENTS, PARTITIONS, TRANSFORMS, batch_writer
+    from retail_assets.assets.streaming import EVENTS, stream_writer
     from retail_assets.streaming.kafka_source import KafkaSource
 
     spark.dataSource.register(KafkaSource)
     kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap, topic=topic)
-    from retail_assets.assets.streaming import kafka_records
-
-    table, location = storage.stream_table(EVENTS)
-    return (
-        TRANSFORMS[EVENTS](kafka_records(spark, kafka, {}, 200_000))
-        .writeStream.queryName("orphan")
-        .option("checkpointLocation", storage.checkpoint_uri(topic, EVENTS))
-        .foreachBatch(batch_writer(table, location, PARTITIONS[EVENTS]))
-        .trigger(processingTime="2 seconds")
-        .start()
-    )
+    writer = stream_writer(spark, kafka, storage, EVENTS, {}, 200_000)
+    return writer.queryName("orphan").trigger(processingTime="2 seconds").start()
 
 
 def test_retail_produce_adds_the_extra_field_to_every_event(kafka):
@@ -334,3 +327,16 @@ def test_sasl_settings_reach_spark_connector_as_java_client_options():
     assert options["kafka.security.protocol"] == "SASL_SSL"
     assert options["kafka.sasl.mechanism"] == "PLAIN"
     assert 'username="u" password="p"' in options["kafka.sasl.jaas.config"]
+
+
+def test_a_batch_reads_each_partition_in_slices_that_cover_its_offsets_once():
+    from retail_assets.streaming.kafka_source import SLICE_RECORDS, KafkaStreamReader
+
+    reader = KafkaStreamReader({"topic": "t"})
+    start, end = {"0": 5, "1": 40, "2": 7}, {"0": 5 + 2 * SLICE_RECORDS + 1, "1": 41, "2": 7}
+    slices = reader.partitions(start, end)
+    assert all(0 < s.end - s.start <= SLICE_RECORDS for s in slices)
+    for p in end:
+        offsets = [o for s in slices if s.partition == int(p) for o in range(s.start, s.end)]
+        assert offsets == list(range(start[p], end[p]))
+    assert len(slices) == 4  # partition 0 in three slices, 1 in one, 2 (nothing new) in none

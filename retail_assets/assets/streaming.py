@@ -1,9 +1,10 @@
 """app_events: app-log events from Kafka, landed by Spark Structured Streaming, a pass per run.
 
-Two queries, each with its own checkpoint under lake/streaming/_checkpoints/<topic>: the events
-(retail_dwh.app_events, parquet by event_date/event_hour) and their counts per eventType in
-5-minute event-time windows (retail_dwh.app_event_counts). Each run reads what the broker
-holds beyond its checkpoint, at most `max_per_partition` records per partition, and stops.
+Two queries, each with its own checkpoint under lake/streaming/_checkpoints/<topic>: the
+events (retail_dwh.app_events, parquet by event_date/event_hour) and their counts per eventType
+in 5-minute event-time windows (retail_dwh.app_event_counts). Each run reads what the broker
+holds beyond its checkpoint, at most `max_per_partition` records per partition, and stops;
+then it compacts the periods that have closed (storage/stream.py).
 
 Exactly once: a micro-batch's offsets are fixed in the checkpoint before it runs, and its
 sink replaces the batch's own partitions (…/batch_id=N) by dynamic partition overwrite. A
@@ -13,16 +14,18 @@ batch cut short (kill -9) is run again with the same offsets and writes the same
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import DataStreamWriter
 
 from retail_assets.metadata import as_json, markdown_table
 from retail_assets.resources import KafkaResource, SparkResource
 from retail_assets.storage.checkpoints import Commit, lag, position
 from retail_assets.storage.resource import StorageResource
-from retail_assets.storage.tables import add_partitions, ensure_table
+from retail_assets.storage.tables import add_partitions, folder_values
 from retail_assets.streaming.kafka_source import (
     CONFIG_PREFIX,
     KafkaSource,
@@ -34,7 +37,6 @@ from retail_assets.streaming.kafka_source import (
 from retail_assets.transforms.events import parse_events, window_counts
 
 EVENTS, COUNTS = "app_events", "app_event_counts"
-PARTITIONS = {EVENTS: ["event_date", "event_hour"], COUNTS: ["window_date"]}
 TRANSFORMS: dict[str, Callable[[DataFrame], DataFrame]] = {
     EVENTS: parse_events,
     COUNTS: lambda records: window_counts(parse_events(records)),
@@ -48,32 +50,56 @@ class AppEventsConfig(Config):
     max_per_partition: int = 200_000  # records of each partition one run reads at most
 
 
-def batch_writer(table: str, location: str, partitions: list[str]):
-    """foreachBatch sink: replace this batch's partitions, then register them."""
+def batch_writer(table: str, location: str, columns: list[str]):
+    """foreachBatch sink: replace this batch's partitions, then register the folders written.
+
+    The folders come from an observation on the write itself: no cached copy of the batch and
+    no second job over it (that would read Kafka again)."""
 
     def write(frame: DataFrame, batch_id: int) -> None:
-        rows = frame.withColumn("batch_id", F.lit(str(batch_id))).persist()
-        try:
-            columns = [*partitions, "batch_id"]
-            (rows.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-             .partitionBy(*columns).parquet(location))  # fmt: skip
-            spark = frame.sparkSession
-            ensure_table(spark, table, location, rows, columns)
-            values = [r.asDict() for r in rows.select(*columns).distinct().collect()]
-            add_partitions(spark, table, location, values)
-        finally:
-            rows.unpersist()
+        folders = Observation()
+        rows = frame.withColumn("batch_id", F.lit(str(batch_id))).observe(
+            folders, folder_list(columns).alias("folders")
+        )
+        (rows.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+         .partitionBy(*columns).parquet(location))  # fmt: skip
+        add_partitions(frame.sparkSession, table, location, parse_folders(folders.get["folders"]))
 
     return write
 
 
-def run_query(
+def folder_list(columns: list[str]):
+    """The distinct partition folders (c=v/…) of a frame, as one string: Spark Connect's
+    observed metrics carry no arrays."""
+    folder = F.concat_ws("/", *[F.concat(F.lit(f"{c}="), F.col(c)) for c in columns])
+    return F.array_join(F.array_sort(F.collect_set(folder)), ",")
+
+
+def parse_folders(listed: str | None) -> list[dict[str, str]]:
+    return [folder_values(folder) for folder in (listed or "").split(",") if folder]
+
+
+def stream_writer(
     spark: SparkSession,
     kafka: KafkaResource,
     storage: StorageResource,
     name: str,
     ending: dict[str, int],
     per_partition: int,
+) -> DataStreamWriter:
+    """Query `name` up to the offsets `ending`, its tables made ready first."""
+    table = storage.stream_table(name)
+    stream = TRANSFORMS[name](kafka_records(spark, kafka, ending, per_partition))
+    table.ensure(spark, stream.withColumn("batch_id", F.lit("")))
+    return (
+        stream.writeStream.queryName(name)
+        .option("checkpointLocation", storage.checkpoint_uri(kafka.topic, name))
+        .foreachBatch(batch_writer(table.batches_name, table.location, table.batch_columns))
+    )
+
+
+def run_query(
+    writer: DataStreamWriter, storage: StorageResource, topic: str, name: str, ending: dict
 ) -> None:
     """One pass of query `name`, up to the offsets `ending`.
 
@@ -82,13 +108,6 @@ def run_query(
     batch after the one whose watermark passed it, and with this source availableNow stops
     after one batch, which would leave the closed windows for the next run.
     """
-    table, location = storage.stream_table(name)
-    writer = (
-        TRANSFORMS[name](kafka_records(spark, kafka, ending, per_partition))
-        .writeStream.queryName(name)
-        .option("checkpointLocation", storage.checkpoint_uri(kafka.topic, name))
-        .foreachBatch(batch_writer(table, location, PARTITIONS[name]))
-    )
     if name == EVENTS:
         # availableNow runs one batch with this source; a batch left planned by a killed run
         # is re-run first, so go on until the pass's end is reached (or nothing moves).
@@ -97,12 +116,12 @@ def run_query(
             query = writer.trigger(availableNow=True).start()
             query.awaitTermination()
             failed(query)
-            previous, commit = commit, storage.last_commit(kafka.topic, name)
+            previous, commit = commit, storage.last_commit(topic, name)
             if reached(commit, ending) or commit == previous:
                 return
     query = writer.trigger(processingTime="1 second").start()
     try:
-        wait_until_idle(query, storage, kafka.topic, name, ending)
+        wait_until_idle(query, storage, topic, name, ending)
     finally:
         query.stop()
     failed(query)
@@ -192,7 +211,8 @@ def app_events(
     session = spark.spark_session
     session.dataSource.register(KafkaSource)
     starts, ends = topic_offsets(kafka.client_config(), kafka.topic)  # both queries' end
-    passes = {}
+
+    passes, compacted = {}, {}
     for name in (EVENTS, COUNTS):
         before = storage.last_commit(kafka.topic, name)
         start = position(before, starts)
@@ -200,9 +220,12 @@ def app_events(
         ending = capped(start, ends, config.max_per_partition)
         began = time.monotonic()
         if any(e > start.get(p, 0) for p, e in ending.items()):
-            run_query(session, kafka, storage, name, ending, config.max_per_partition)
+            writer = stream_writer(session, kafka, storage, name, ending, config.max_per_partition)
+            run_query(writer, storage, kafka.topic, name, ending)
         after = storage.last_commit(kafka.topic, name)
         passes[name] = (before, start, after, time.monotonic() - began)
+        table = storage.stream_table(name)
+        compacted[name] = table.compact(session, after.batch if after else None, datetime.now(UTC))
     now = topic_offsets(kafka.client_config(), kafka.topic).ends
     summary = {}
     for name, (before, start, after, seconds) in passes.items():
@@ -215,10 +238,12 @@ def app_events(
         }
         context.log.info(f"{name}: {summary[name]['input_rows']} records in "
                          f"{summary[name]['batches']} batches")  # fmt: skip
-    events, (table, _) = summary[EVENTS], storage.stream_table(EVENTS)
+    events, table = summary[EVENTS], storage.stream_table(EVENTS).name
     latest = []
     if session.catalog.tableExists(table):
-        preview = session.table(table).drop("raw_value").orderBy(F.desc("kafka_timestamp"))
+        recent = F.col("event_date") >= f"{datetime.now(UTC) - timedelta(days=1):%Y-%m-%d}"
+        preview = session.table(table).where(recent).drop("raw_value")  # not a year's scan
+        preview = preview.orderBy(F.desc("kafka_timestamp"))
         latest = [r.asDict() for r in preview.limit(5).collect()]
     return MaterializeResult(
         metadata={
@@ -229,6 +254,7 @@ def app_events(
             "end_offsets": as_json(events["end_offsets"]),
             "remaining_lag": as_json(events["remaining_lag"]),
             "window_counts": as_json(summary[COUNTS]),
+            "compacted_periods": as_json(compacted),
             "table": MetadataValue.text(table),
             "latest_events": markdown_table(latest, limit=5),
         }

@@ -38,6 +38,7 @@ from retail_assets.storage.tables import (
     ensure_table,
     hours_before,
     hours_in,
+    show_partitions,
 )
 
 MONTH, VERSION = "ingest_month", "version"
@@ -118,7 +119,7 @@ class CompactedTable:
     def compact(self, spark: SparkSession, key: str) -> list[str]:
         """Compact every month of hours closed GRACE_DAYS before hour `key`; the months done.
         Also drops what an interrupted change left that the view does not show."""
-        versions, hours = self.versions(spark), self._recent_partitions(spark)
+        versions, hours = self.versions(spark), show_partitions(spark, self.recent.name)
         closed = closed_before(key)
         due = sorted({p["ingest_date"][:7] for p in hours} - set(versions))
         due = [month for month in due if month < closed]
@@ -175,10 +176,6 @@ class CompactedTable:
             spark.sql(f"ALTER TABLE {self.recent.name} DROP IF EXISTS {drops}")
             for p in stale:
                 lake.fs.delete_dir(lake.path("hours", *(f"{c}={v}" for c, v in p.items())))
-
-    def _recent_partitions(self, spark: SparkSession) -> list[dict[str, str]]:
-        shown = spark.sql(f"SHOW PARTITIONS {self.recent.name}").collect()
-        return [dict(part.split("=", 1) for part in row[0].split("/")) for row in shown]
 
     def _ensure(self, spark: SparkSession, frame: DataFrame) -> None:
         """The two tables and the view, on the first write."""

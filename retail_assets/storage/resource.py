@@ -7,7 +7,7 @@ exports. Assets, sensors, the replay and the benchmarks ask it; none of them bui
     <lake>/warehouse/<name>/ingest_date=…/…            retail_dwh.<name>
     <lake>/warehouse/<fact>/hours|months/…              retail_dwh.<fact> (storage/compacted.py)
     <lake>/<layer>/<name>_seen/slot=…                   an index of values seen (storage/seen.py)
-    <lake>/streaming/<name>/…                          retail_dwh.<name> (app events)
+    <lake>/streaming/<name>[_compacted]/…              retail_dwh.<name> (storage/stream.py)
     <lake>/streaming/_checkpoints/<topic>/<name>       a streaming query's checkpoint
     <exports>/b2b/sales_agent_product_units_<day>.csv  the partner's daily file
 """
@@ -24,6 +24,7 @@ from retail_assets.storage.compacted import CompactedTable
 from retail_assets.storage.hours import hour_of, hour_path
 from retail_assets.storage.lake import CopiedFile, Lake
 from retail_assets.storage.seen import SeenIndex
+from retail_assets.storage.stream import StreamTable
 from retail_assets.storage.tables import HourlyTable
 
 RAW = "raw"
@@ -120,9 +121,11 @@ class StorageResource(ConfigurableResource):
 
     # ------------------------------------------------------------------ streaming
 
-    def stream_table(self, name: str) -> tuple[str, str]:
-        """(metastore name, location) of a streaming table."""
-        return f"{self.warehouse_database}.{name}", self.lake.uri("streaming", name)
+    def stream_table(self, name: str) -> StreamTable:
+        """A streaming table (app_events or app_event_counts), compacted by closed period."""
+        periods, period_format, sort_by = STREAM_PERIODS[name]
+        return StreamTable(f"{self.warehouse_database}.{name}", self.lake.uri("streaming", name),
+                           periods, period_format, sort_by)  # fmt: skip
 
     def checkpoint_uri(self, topic: str, query: str) -> str:
         return self.lake.uri(*_checkpoint(topic, query))
@@ -136,6 +139,12 @@ class StorageResource(ConfigurableResource):
     def b2b_file(self, day: str) -> tuple[str, str]:
         """The B2B file of ingest day `day` (YYYY-MM-DD), inside the exports folder."""
         return "b2b", f"sales_agent_product_units_{day}.csv"
+
+
+STREAM_PERIODS = {  # partition columns naming a period, their strftime, the sort in a file
+    "app_events": (("event_date", "event_hour"), "%Y-%m-%d/%H", "event_time"),
+    "app_event_counts": (("window_date",), "%Y-%m-%d", "window_start"),
+}
 
 
 def _checkpoint(topic: str, query: str) -> tuple[str, ...]:

@@ -144,6 +144,18 @@ def add_partitions(
     spark.sql(f"ALTER TABLE {name} ADD IF NOT EXISTS {specs}")
 
 
+def folder_values(folder: str) -> dict[str, str]:
+    """A partition folder's values: "a=1/b=2" → {"a": "1", "b": "2"} (SHOW PARTITIONS prints
+    partitions the same way)."""
+    return dict(part.split("=", 1) for part in folder.split("/"))
+
+
+def show_partitions(spark: SparkSession, name: str, spec: str = "") -> list[dict[str, str]]:
+    """The table's partitions, or those matching `spec` ("c='v'"), as {column: value}."""
+    shown = spark.sql(f"SHOW PARTITIONS {name}" + (f" PARTITION ({spec})" if spec else ""))
+    return [folder_values(row[0]) for row in shown.collect()]
+
+
 def partition_spec(key: str) -> str:
     return ", ".join(f"{name}='{value}'" for name, value in hour_values(key).items())
 

@@ -26,6 +26,9 @@ RAW_SCHEMA = (
     "kafka_partition int, kafka_offset bigint, kafka_timestamp timestamp, key string, value string"
 )
 TIMEOUT_S = 30
+# A partition's records of one batch are read in slices of at most this many, as Spark tasks
+# of their own: a few large partitions would otherwise leave cores idle while one reads.
+SLICE_RECORDS = 100_000
 
 
 def consumer(config: dict[str, str]) -> Consumer:
@@ -184,7 +187,9 @@ class KafkaStreamReader(DataSourceStreamReader):
     def partitions(self, start: dict, end: dict) -> list[KafkaSlice]:
         behind_checkpoint(start, end)
         return [
-            KafkaSlice(int(p), start.get(p, 0), e) for p, e in end.items() if e > start.get(p, 0)
+            KafkaSlice(int(p), first, min(first + SLICE_RECORDS, e))
+            for p, e in end.items()
+            for first in range(start.get(p, 0), e, SLICE_RECORDS)
         ]
 
     def read(self, partition: KafkaSlice) -> Iterator[pa.RecordBatch]:
