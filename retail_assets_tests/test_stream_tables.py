@@ -55,6 +55,8 @@ def three_batches(spark, table):
 
 
 def test_compacting_closed_periods_changes_no_row_and_leaves_one_file_per_period(spark, events):
+    assert events.compact(spark, last_batch=None, now=NOW) == []  # nothing landed yet
+    assert events.compact(spark, last_batch=2, now=NOW) == []  # a commit, but no table yet
     three_batches(spark, events)
     before = shown(spark, events)
     assert len(before) == 9
@@ -130,6 +132,7 @@ def test_a_table_of_the_layout_before_keeps_its_rows(spark, events):
     )
     ensure_table(spark, events.name, events.location, old, events.batch_columns)
     land(spark, events, 0, {9: [1, 2]}, name=events.name)  # written before this layout
+    assert events.compact(spark, last_batch=0, now=NOW) == []  # a pass with nothing new
     land(spark, events, 1, {10: [3]})  # the first batch after the upgrade
 
     assert spark.catalog.getTable(events.name).tableType == "VIEW"

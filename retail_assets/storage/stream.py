@@ -73,9 +73,9 @@ class StreamTable:
         """The two tables and the view, before a query writes; `frame` has the batch's columns.
         A home of the layout before compaction has the batches table under the view's name:
         it is renamed (its folder stays), so no landed event is lost."""
+        if self._is_view(spark):
+            return
         if spark.catalog.tableExists(self.name):
-            if spark.catalog.getTable(self.name).tableType == "VIEW":
-                return
             spark.sql(f"ALTER TABLE {self.name} RENAME TO {self.batches_name}")
         ensure_table(spark, self.batches_name, self.location, frame, self.batch_columns)
         data = frame.select(*[c for c in frame.columns if c not in self.periods], *self.periods)
@@ -92,9 +92,11 @@ class StreamTable:
     def compact(self, spark: SparkSession, last_batch: int | None, now: datetime) -> list[str]:
         """Compact the periods that ended GRACE before `now`, once per period of `now`, with
         the batches up to `last_batch` (the query's last commit); the periods compacted."""
+        if last_batch is None or not self._is_view(spark):  # nothing written in this layout yet
+            return []
         state = self.state(spark)
         cutoff = (now - GRACE).strftime(self.period_format)
-        if last_batch is None or cutoff <= state["cutoff"]:
+        if cutoff <= state["cutoff"]:
             return []
         self._sweep(spark, state)
         due = sorted({self._key(p) for p in show_partitions(spark, self.batches_name)
@@ -109,6 +111,10 @@ class StreamTable:
         return due
 
     # ------------------------------------------------------------------ internals
+
+    def _is_view(self, spark: SparkSession) -> bool:
+        exists = spark.catalog.tableExists(self.name)
+        return exists and spark.catalog.getTable(self.name).tableType == "VIEW"
 
     def _key(self, partition: dict[str, str]) -> str:
         return "/".join(partition[c] for c in self.periods)
