@@ -35,6 +35,7 @@ from retail_assets.storage.tables import (
     HourlyTable,
     add_partitions,
     data_files,
+    drop_partitions,
     ensure_table,
     hours_before,
     hours_in,
@@ -169,13 +170,7 @@ class CompactedTable:
                     spark.sql(f"ALTER TABLE {self.months_name} DROP IF EXISTS PARTITION ({spec})")
                     lake.fs.delete_dir(lake.path("months", month, version))
         stale = [p for p in hours if p["ingest_date"][:7] in versions]
-        if stale:
-            drops = ", ".join(
-                "PARTITION (" + ", ".join(f"{c}='{v}'" for c, v in p.items()) + ")" for p in stale
-            )
-            spark.sql(f"ALTER TABLE {self.recent.name} DROP IF EXISTS {drops}")
-            for p in stale:
-                lake.fs.delete_dir(lake.path("hours", *(f"{c}={v}" for c, v in p.items())))
+        drop_partitions(spark, self.recent.name, lake, stale, "hours")
 
     def _ensure(self, spark: SparkSession, frame: DataFrame) -> None:
         """The two tables and the view, on the first write."""

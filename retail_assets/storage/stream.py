@@ -32,6 +32,7 @@ from retail_assets.storage.lake import Lake
 from retail_assets.storage.tables import (
     add_partitions,
     data_files,
+    drop_partitions,
     ensure_table,
     folder_values,
     show_partitions,
@@ -162,17 +163,12 @@ class StreamTable:
             for name in lake.list_names()
             if name.startswith(f"{RUN}=") and int(name.split("=", 1)[1]) > state["run"]
         ]
-        stale = [
-            dict(zip([*self.periods, RUN], values, strict=True)) for values in state["superseded"]
+        stale = [  # [period values…, run] → {run, periods…}: the folders' order
+            {RUN: values[-1], **dict(zip(self.periods, values[:-1], strict=True))}
+            for values in state["superseded"]
         ]
         stale += [p for run in unfinished for p in self._run_partitions(spark, run)]
-        self._drop(
-            spark,
-            self.compacted_name,
-            lake,
-            stale,
-            lambda p: [f"{RUN}={p[RUN]}", *(f"{c}={p[c]}" for c in self.periods)],
-        )
+        drop_partitions(spark, self.compacted_name, lake, stale)
         for run in unfinished:
             lake.fs.delete_dir(lake.path(f"{RUN}={run}"))
         compacted = [
@@ -180,26 +176,7 @@ class StreamTable:
             for p in show_partitions(spark, self.batches_name)
             if self._key(p) < state["cutoff"] and int(p[BATCH]) <= state["batch"]
         ]
-        self._drop(
-            spark,
-            self.batches_name,
-            Lake(self.location),
-            compacted,
-            lambda p: [f"{c}={p[c]}" for c in self.batch_columns],
-        )
-
-    @staticmethod
-    def _drop(spark: SparkSession, table: str, lake: Lake, partitions: list[dict], folders) -> None:
-        """Unregister the partitions, then delete their folders (`folders(p)`: path parts)."""
-        if not partitions:
-            return
-        specs = ", ".join(
-            "PARTITION (" + ", ".join(f"{c}='{v}'" for c, v in p.items()) + ")" for p in partitions
-        )
-        spark.sql(f"ALTER TABLE {table} DROP IF EXISTS {specs}")
-        for p in partitions:
-            if lake.exists(*folders(p)):
-                lake.fs.delete_dir(lake.path(*folders(p)))
+        drop_partitions(spark, self.batches_name, Lake(self.location), compacted)
 
     def _replace_view(self, spark: SparkSession, state: dict) -> None:
         data = [c for c in spark.table(self.batches_name).columns if c not in self.batch_columns]

@@ -156,6 +156,23 @@ def show_partitions(spark: SparkSession, name: str, spec: str = "") -> list[dict
     return [folder_values(row[0]) for row in shown.collect()]
 
 
+def drop_partitions(
+    spark: SparkSession, name: str, lake: Lake, partitions: list[dict[str, str]], *under: str
+) -> None:
+    """Unregister the partitions ({column: value}), then delete their folders, which lie
+    under `lake`/`under` as column=value/… in the dict's order."""
+    if not partitions:
+        return
+    specs = ", ".join(
+        "PARTITION (" + ", ".join(f"{c}='{v}'" for c, v in p.items()) + ")" for p in partitions
+    )
+    spark.sql(f"ALTER TABLE {name} DROP IF EXISTS {specs}")
+    for p in partitions:
+        folder = [*under, *(f"{c}={v}" for c, v in p.items())]
+        if lake.exists(*folder):
+            lake.fs.delete_dir(lake.path(*folder))
+
+
 def partition_spec(key: str) -> str:
     return ", ".join(f"{name}='{value}'" for name, value in hour_values(key).items())
 
