@@ -1,15 +1,17 @@
 """Streaming tables compacted by closed period, on the session's Spark server: compacting
 changes no row and leaves one partition and file per closed period; late events are shown
 once and folded in an hour later; a compaction cut short shows nothing twice and is swept; a
-table of the layout before keeps its rows."""
+table of the layout before keeps its rows. The sink unpickles without Dagster."""
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pyspark import cloudpickle
 from pyspark.sql import functions as F
 
-from retail_assets.assets.streaming import batch_writer
-from retail_assets.storage.stream import StreamTable
+from retail_assets.storage.stream import StreamTable, batch_writer
 from retail_assets.storage.tables import data_files
 
 NOW = datetime(2025, 5, 1, 13, 30, tzinfo=UTC)  # cutoff 11:00: two hours' grace
@@ -157,3 +159,13 @@ def test_a_compaction_killed_after_its_view_change_shows_nothing_twice(spark, ev
         f"run=3/event_date={DAY}/event_hour=12",
     ]
     assert shown(spark, events) == with_late
+
+
+def test_the_sink_unpickles_without_dagster():
+    """Spark's Python worker unpickles the foreachBatch sink at every query start; importing
+    Dagster there costs each start most of a second."""
+    pickled = cloudpickle.dumps(batch_writer("db.t", "/tmp/t", ["event_date", "batch_id"]))
+    check = "import pickle, sys; pickle.load(sys.stdin.buffer); print('dagster' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", check], input=pickled, capture_output=True,
+                            check=True)  # fmt: skip
+    assert loaded.stdout.decode().strip() == "False"

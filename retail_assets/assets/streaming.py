@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter
 
@@ -25,7 +25,7 @@ from retail_assets.metadata import as_json, markdown_table
 from retail_assets.resources import KafkaResource, SparkResource
 from retail_assets.storage.checkpoints import Commit, lag, position
 from retail_assets.storage.resource import StorageResource
-from retail_assets.storage.tables import add_partitions, folder_values
+from retail_assets.storage.stream import batch_writer
 from retail_assets.streaming.kafka_source import (
     CONFIG_PREFIX,
     KafkaSource,
@@ -48,35 +48,6 @@ IDLE_TIMEOUT_S = 900
 
 class AppEventsConfig(Config):
     max_per_partition: int = 200_000  # records of each partition one run reads at most
-
-
-def batch_writer(table: str, location: str, columns: list[str]):
-    """foreachBatch sink: replace this batch's partitions, then register the folders written.
-
-    The folders come from an observation on the write itself: no cached copy of the batch and
-    no second job over it (that would read Kafka again)."""
-
-    def write(frame: DataFrame, batch_id: int) -> None:
-        folders = Observation()
-        rows = frame.withColumn("batch_id", F.lit(str(batch_id))).observe(
-            folders, folder_list(columns).alias("folders")
-        )
-        (rows.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-         .partitionBy(*columns).parquet(location))  # fmt: skip
-        add_partitions(frame.sparkSession, table, location, parse_folders(folders.get["folders"]))
-
-    return write
-
-
-def folder_list(columns: list[str]):
-    """The distinct partition folders (c=v/…) of a frame, as one string: Spark Connect's
-    observed metrics carry no arrays."""
-    folder = F.concat_ws("/", *[F.concat(F.lit(f"{c}="), F.col(c)) for c in columns])
-    return F.array_join(F.array_sort(F.collect_set(folder)), ",")
-
-
-def parse_folders(listed: str | None) -> list[dict[str, str]]:
-    return [folder_values(folder) for folder in (listed or "").split(",") if folder]
 
 
 def stream_writer(

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from retail_assets.storage.lake import Lake
@@ -195,3 +195,33 @@ class StreamTable:
             f"WHERE NOT (concat_ws('/', {', '.join(self.periods)}) < '{state['cutoff']}' "
             f"AND CAST({BATCH} AS INT) <= {state['batch']})"
         )
+
+
+def batch_writer(table: str, location: str, columns: list[str]):
+    """foreachBatch sink: replace this batch's partitions, then register the folders written.
+
+    The folders come from an observation on the write itself: no cached copy of the batch and
+    no second job over it (that would read Kafka again). Spark's Python worker unpickles this
+    function at each query start, importing this module: it must not import Dagster."""
+
+    def write(frame: DataFrame, batch_id: int) -> None:
+        folders = Observation()
+        rows = frame.withColumn(BATCH, F.lit(str(batch_id))).observe(
+            folders, folder_list(columns).alias("folders")
+        )
+        (rows.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+         .partitionBy(*columns).parquet(location))  # fmt: skip
+        add_partitions(frame.sparkSession, table, location, parse_folders(folders.get["folders"]))
+
+    return write
+
+
+def folder_list(columns: list[str]):
+    """The distinct partition folders (c=v/…) of a frame, as one string: Spark Connect's
+    observed metrics carry no arrays."""
+    folder = F.concat_ws("/", *[F.concat(F.lit(f"{c}="), F.col(c)) for c in columns])
+    return F.array_join(F.array_sort(F.collect_set(folder)), ",")
+
+
+def parse_folders(listed: str | None) -> list[dict[str, str]]:
+    return [folder_values(folder) for folder in (listed or "").split(",") if folder]

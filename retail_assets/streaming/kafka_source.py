@@ -181,8 +181,9 @@ class KafkaStreamReader(DataSourceStreamReader):
         return topic_offsets(self.config, self.topic).starts
 
     def latestOffset(self) -> dict:
-        ends = topic_offsets(self.config, self.topic).ends
-        return {p: min(e, self.planned.get(p, e)) for p, e in ends.items()}
+        """The run's planned end (read from the broker by the run just before), else the
+        broker's end: asking the broker again would cost each query start a round of requests."""
+        return self.planned or topic_offsets(self.config, self.topic).ends
 
     def partitions(self, start: dict, end: dict) -> list[KafkaSlice]:
         behind_checkpoint(start, end)
