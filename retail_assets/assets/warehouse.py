@@ -172,8 +172,9 @@ def dimension_stats(
     spark: SparkSession, storage: StorageResource, dimension: Dimension, keys: list[str]
 ) -> dict:
     """What the hours `keys` changed (counts, and the newest change records), and the counts
-    behind the checks over every version through the last of them, in one Spark job."""
-    versions = versions_through(spark, storage, dimension, keys[-1], through=True)
+    behind the checks over every version through the last of them (from the state the last
+    hour wrote), in one Spark job."""
+    versions = versions_as_of(dimension, state_table(storage, dimension).hour(spark, keys[-1]))
     changes = storage.warehouse_table(f"{dimension.name}_changes").hours_of(spark, keys)
     first_version = F.col("valid_from_hour") == F.col("recorded_hour")  # else: a completion
     newest = changes.orderBy(F.desc("recorded_hour"), "surrogate_key").limit(PREVIEW_ROWS)

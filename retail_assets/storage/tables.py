@@ -118,7 +118,10 @@ def hours_before(key: str, *, through: bool) -> Column:
 def ensure_table(
     spark: SparkSession, name: str, location: str, frame: DataFrame, partitions: list[str]
 ) -> None:
-    """A parquet table at `location` with `frame`'s columns, partitioned by string columns."""
+    """A parquet table at `location` with `frame`'s columns, partitioned by string columns.
+    An existing table costs one metastore call (every hourly write asks)."""
+    if spark.catalog.tableExists(name):
+        return
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {name.split('.')[0]}")
     data = [f for f in frame.schema.fields if f.name not in partitions]
     columns = [f"`{f.name}` {f.dataType.simpleString()}" for f in data]
