@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = [b for b in BENCHMARKS
               if not args.only or any(b.startswith(p) for p in args.only.split(","))]  # fmt: skip
+    if not chosen:
+        parser.error(f"--only {args.only} names no benchmark; they are: {', '.join(BENCHMARKS)}")
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="retail_bench_") as scratch:
         records = [run_one(name, args.quick, Path(scratch)) for name in chosen]

@@ -71,7 +71,8 @@ def cmd_stream(args, settings: Settings) -> int:
     job = defs.resolve_job_def("app_events_job")
     from retail_assets.replay import QUIET
 
-    config = {"max_per_partition": args.max_per_partition}
+    given = {"max_per_partition": args.max_per_partition}
+    config = {name: value for name, value in given.items() if value is not None}  # else the asset's
     run_config = {"ops": {"app_events": {"config": config}}, **QUIET}
     result = job.execute_in_process(
         instance=DagsterInstance.get(), raise_on_error=False, run_config=run_config
@@ -156,11 +157,12 @@ def cmd_bench(args, settings: Settings) -> int:
         print(f"retail: no bench/ in {CHECKOUT_DIR} (benchmarks run from a checkout)",
               file=sys.stderr)  # fmt: skip
         return 2
-    sys.path.insert(0, str(CHECKOUT_DIR))
-    from bench.run import main as bench
+    import subprocess
 
     flags = ["--quick"] * args.quick + ["--json"] * args.json
-    return bench(flags + (["--only", args.only] if args.only else []))
+    flags += ["--only", args.only] if args.only else []
+    # Run from the checkout in its own process: the installed package never imports bench/.
+    return subprocess.call([sys.executable, "-m", "bench.run", *flags], cwd=CHECKOUT_DIR)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -186,8 +188,9 @@ def parser() -> argparse.ArgumentParser:
     prod.set_defaults(func=cmd_produce)
 
     stream = sub.add_parser("stream", help="one pass of the stream: Kafka → app_events")
-    stream.add_argument("--max-per-partition", type=int, default=200_000,
-                        help="records of each Kafka partition one pass reads at most")  # fmt: skip
+    stream.add_argument("--max-per-partition", type=int,
+                        help="records of each Kafka partition one pass reads at most "
+                             "(default: the app_events asset's own)")  # fmt: skip
     stream.set_defaults(func=cmd_stream)
 
     gen = sub.add_parser("generate", help="write source groups in the exact source format")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from retail_assets.storage.hours import key_of
+
 FILE_KINDS = ("branches", "sales_agents", "sales_transactions")
 
 
@@ -35,7 +37,7 @@ class LandedGroup:
     @property
     def partition_key(self) -> str:
         """The hourly partition of the group's arrival, in Dagster's hourly key format."""
-        return self.arrived_at.strftime("%Y-%m-%d-%H:00")
+        return key_of(self.arrived_at)
 
     @property
     def fingerprint(self) -> str:

@@ -139,3 +139,11 @@ def test_missing_java_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ServiceError, match="Java 17 is required"):
         spark_server.java_major_version()
+
+
+def test_bench_names_the_benchmarks_when_only_matches_none():
+    """`retail bench` runs bench/ from the checkout in its own process; a wrong --only is an
+    error that lists the names, not an empty results file."""
+    result = retail("bench", "--only", "p9")
+    assert result.returncode == 2
+    assert "names no benchmark" in result.stderr and "p5_stream_vs_plain_consume" in result.stderr

@@ -62,12 +62,11 @@ def send(stream, count, seed, start, extra=None):
     sent.extend(batch)
 
 
-def stream_pass(settings, stream, max_per_partition=200_000):
+def stream_pass(settings, stream):
     storage, kafka, _ = stream
     result = materialize(
         [app_events],
         resources={"spark": spark_resource(settings), "storage": storage, "kafka": kafka},
-        run_config={"ops": {"app_events": {"config": {"max_per_partition": max_per_partition}}}},
     )
     assert result.success
     return result.asset_materializations_for_node("app_events")[0].metadata

@@ -22,7 +22,7 @@ from retail_assets.automation import follows_new_facts
 from retail_assets.metadata import as_json, bar_chart, markdown_table
 from retail_assets.partitions import hourly_asset
 from retail_assets.resources import SparkResource
-from retail_assets.storage.hours import hour_values
+from retail_assets.storage.hours import hour_values, key_at
 from retail_assets.storage.resource import StorageResource
 from retail_assets.transforms.insights import b2b_units
 from retail_assets.transforms.warehouse import PRODUCT, SALES_AGENT
@@ -45,7 +45,7 @@ def offline_facts_of_day(spark: SparkSession, storage: StorageResource, day: str
 
 def write_export(spark: SparkSession, storage: StorageResource, day: str) -> str:
     """Write the file of ingest day `day` atomically; its URI."""
-    last_hour = f"{day}-23:00"  # names as known at the end of the day (inferred ones completed)
+    last_hour = key_at(day, "23")  # names as known at the end of the day (inferred ones completed)
     agents = versions_through(spark, storage, SALES_AGENT, last_hour, through=True)
     products = versions_through(spark, storage, PRODUCT, last_hour, through=True)
     offline = offline_facts_of_day(spark, storage, day)

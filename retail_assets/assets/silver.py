@@ -15,6 +15,7 @@ from retail_assets.metadata import all_rows, count_each, markdown_table, one_row
 from retail_assets.partitions import hourly_asset, own_previous_hour
 from retail_assets.resources import SparkResource
 from retail_assets.storage.resource import StorageResource
+from retail_assets.transforms import reconcile
 from retail_assets.transforms.transactions import (
     SOURCE_FIELDS,
     clean_transactions,
@@ -23,8 +24,6 @@ from retail_assets.transforms.transactions import (
     silver_rows,
 )
 from retail_assets.transforms.warehouse import first_arrivals
-
-RECONCILE_CHECK = "raw_rows_reconcile"
 
 
 def write_silver(spark: SparkSession, storage: StorageResource, key: str) -> tuple[str, str]:
@@ -58,7 +57,7 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
     silver_rows_written = reasons.pop(None, 0)
     return {
         "hour": key,
-        "raw": sum(entry["rows"] for _, entry in files),
+        "raw": storage.raw_rows(key, "sales_transactions"),
         "silver": silver_rows_written,
         "quarantined": sum(reasons.values()),
         "reasons": reasons,
@@ -77,7 +76,7 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
     kinds={"spark", "parquet"},
     check_specs=[
         AssetCheckSpec(
-            RECONCILE_CHECK,
+            reconcile.CHECK,
             asset="silver_transactions",
             description="raw rows = silver rows + quarantined rows, for every hour",
         )
@@ -96,7 +95,8 @@ def silver_transactions(
         )
         for name in hour["empty_files"]:
             context.log.warning(f"{hour['hour']}: {name} is empty (no header, no rows)")
-    unbalanced = [h["hour"] for h in hours if h["raw"] != h["silver"] + h["quarantined"]]
+    unbalanced = [h["hour"] for h in hours
+                  if not reconcile.reconciles(h["raw"], h["silver"], h["quarantined"])]  # fmt: skip
     totals = {name: sum(h[name] for h in hours) for name in ("raw", "silver", "quarantined")}
     reasons: dict[str, int] = {}
     for hour in hours:
@@ -116,7 +116,7 @@ def silver_transactions(
         },
         check_results=[
             AssetCheckResult(
-                check_name=RECONCILE_CHECK,
+                check_name=reconcile.CHECK,
                 passed=not unbalanced,
                 metadata={**totals, "unbalanced_hours": MetadataValue.json(unbalanced)},
             )
@@ -153,8 +153,9 @@ def new_transactions(
             "silver": storage.lake_table("silver", "transactions").hour(session, key),
         })  # fmt: skip
         new, total = counted["new"], counted["silver"]
-        counts.append({"hour": key, "silver": total, "new": new, "duplicates": total - new})
-        context.log.info(f"{key}: {new} new transactions, {total - new} duplicates")
+        duplicates = reconcile.duplicates(total, new)
+        counts.append({"hour": key, "silver": total, "new": new, "duplicates": duplicates})
+        context.log.info(f"{key}: {new} new transactions, {duplicates} duplicates")
     return MaterializeResult(
         metadata={
             "new_rows": sum(c["new"] for c in counts),

@@ -31,9 +31,10 @@ from retail_assets.partitions import (
 )
 from retail_assets.resources import SparkResource
 from retail_assets.storage.compacted import CompactedTable
-from retail_assets.storage.hours import hour_of, hour_values, previous_key
+from retail_assets.storage.hours import hour_of, hour_values, key_at, previous_key
 from retail_assets.storage.resource import StorageResource
 from retail_assets.storage.tables import HOUR_COLUMNS, HourlyTable
+from retail_assets.transforms import reconcile
 from retail_assets.transforms.transactions import (
     AGENT_FIELDS,
     BRANCH_FIELDS,
@@ -49,6 +50,7 @@ from retail_assets.transforms.warehouse import (
     branch_attributes,
     customer_attributes,
     date_rows,
+    fact_keys,
     fact_rows,
     newest_records,
     product_attributes,
@@ -117,7 +119,7 @@ def records_through(
     newest_state = state.newest_hour_of_day(spark, key)
     if newest_state is not None and newest_state >= (changes.newest_hour_of_day(spark, key) or ""):
         day = hour_values(key)["ingest_date"]
-        return state.hour(spark, f"{day}-{newest_state}:00")
+        return state.hour(spark, key_at(day, newest_state))
     return changes.hours(spark, key, through=True)
 
 
@@ -309,23 +311,12 @@ def dim_date(
 FACTS = {"fact_branch_sales": False, "fact_online_sales": True}  # name -> online
 KEYS_PRESENT = "every_row_has_its_keys"
 PRICE_RULE = "total_paid_price_follows_the_rule"
-RECONCILE = "raw_rows_reconcile"
-FACT_KEYS = {
-    "fact_branch_sales": [
-        "customer_key",
-        "product_key",
-        "branch_key",
-        "sales_agent_key",
-        "date_key",
-    ],
-    "fact_online_sales": ["customer_key", "product_key", "date_key"],
-}
 
 
 def fact_check_counts(name: str, rows: DataFrame) -> DataFrame:
     """One row: `name`'s rows missing a key, and rows off the price rule."""
     missing_key = F.lit(False)
-    for column in FACT_KEYS[name]:
+    for column in fact_keys(FACTS[name]):
         missing_key = missing_key | F.col(column).isNull()
     expected = with_total_paid_price(rows.withColumnRenamed("total_paid_price", "recorded"))
     return expected.agg(
@@ -387,7 +378,7 @@ def write_facts(spark: SparkSession, storage: StorageResource, key: str) -> None
     ]
     + [
         AssetCheckSpec(
-            RECONCILE,
+            reconcile.CHECK,
             asset="fact_branch_sales",
             description="both facts + duplicates + quarantined = raw rows, every hour",
         )
@@ -408,7 +399,7 @@ def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: S
         reconciled = [
             AssetCheckResult(
                 asset_key=AssetKey(name),
-                check_name=RECONCILE,
+                check_name=reconcile.CHECK,
                 passed=not unbalanced,
                 metadata={"unbalanced_hours": MetadataValue.json(unbalanced)},
             )
@@ -429,7 +420,7 @@ def reconcile_hour(
     spark: SparkSession, storage: StorageResource, key: str, facts: dict[str, CompactedTable]
 ) -> dict:
     """Fact rows + duplicates + quarantined rows of an hour against its raw rows."""
-    raw = sum(entry["rows"] for _, entry in storage.raw_files(key, "sales_transactions"))
+    raw = storage.raw_rows(key, "sales_transactions")
     counts = count_each({
         "silver": storage.lake_table("silver", "transactions").hour(spark, key),
         "quarantined": storage.lake_table("quarantine", "transactions").hour(spark, key),
@@ -437,11 +428,12 @@ def reconcile_hour(
         **{name: table.hour(spark, key) for name, table in facts.items()},
     })  # fmt: skip
     silver, quarantined, new = (counts.pop(n) for n in ("silver", "quarantined", "new"))
+    duplicates = reconcile.duplicates(silver, new)
     return {
         "hour": key,
         **counts,
-        "duplicates": silver - new,
+        "duplicates": duplicates,
         "quarantined": quarantined,
         "raw": raw,
-        "balanced": sum(counts.values()) + (silver - new) + quarantined == raw,
+        "balanced": reconcile.reconciles(raw, *counts.values(), duplicates, quarantined),
     }

@@ -17,6 +17,11 @@ def key_of(hour: datetime) -> str:
     return hour.astimezone(UTC).strftime("%Y-%m-%d-%H:00")
 
 
+def key_at(day: str, hour: str) -> str:
+    """The key of hour `hour` (HH) of day `day` (YYYY-MM-DD)."""
+    return key_of(datetime.strptime(f"{day} {hour}", "%Y-%m-%d %H").replace(tzinfo=UTC))
+
+
 def previous_key(key: str) -> str:
     return key_of(hour_of(key) - timedelta(hours=1))
 

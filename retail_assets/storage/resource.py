@@ -81,6 +81,10 @@ class StorageResource(ConfigurableResource):
             for group in self.raw_manifest(key)["groups"]
         ]  # fmt: skip
 
+    def raw_rows(self, key: str, kind: str) -> int:
+        """Data lines of hour `key`'s files of one kind, counted when they were copied in."""
+        return sum(entry["rows"] for _, entry in self.raw_files(key, kind))
+
     def group_marker(self, group: str) -> dict | None:
         """Which hour group `group` was ingested into (None: never ingested)."""
         return self.lake.read_json(RAW, "_groups", f"{group}.json")

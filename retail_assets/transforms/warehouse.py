@@ -240,12 +240,27 @@ FACT_MEASURES = [
 ]  # fmt: skip
 
 
+def key_column(dimension: Dimension) -> str:
+    """A fact's column for the dimension's surrogate key: dim_customer → customer_key."""
+    return dimension.name.removeprefix("dim_") + "_key"
+
+
+def fact_dimensions(online: bool) -> tuple[Dimension, ...]:
+    """An online sale has no branch and no agent."""
+    return (CUSTOMER, PRODUCT) if online else (CUSTOMER, PRODUCT, BRANCH, SALES_AGENT)
+
+
+def fact_keys(online: bool) -> list[str]:
+    """Every key column of a fact row, in table order."""
+    return [*map(key_column, fact_dimensions(online)), "date_key"]
+
+
 def with_keys(transactions: DataFrame, current: dict[Dimension, DataFrame]) -> DataFrame:
     """Each transaction with the surrogate key of every dimension version current at its hour."""
     for dimension, versions in current.items():
         keys = versions.where("is_current").select(
             dimension.natural_key,
-            F.col("surrogate_key").alias(dimension.name.removeprefix("dim_") + "_key"),
+            F.col("surrogate_key").alias(key_column(dimension)),
         )
         transactions = transactions.join(F.broadcast(keys), dimension.natural_key, "left")
     return transactions
@@ -253,7 +268,7 @@ def with_keys(transactions: DataFrame, current: dict[Dimension, DataFrame]) -> D
 
 def fact_rows(keyed: DataFrame, hour: datetime, online: bool) -> DataFrame:
     """fact_online_sales (online=True) or fact_branch_sales rows from keyed transactions."""
-    keys = ["customer_key", "product_key"] + ([] if online else ["branch_key", "sales_agent_key"])
+    keys = [key_column(dimension) for dimension in fact_dimensions(online)]
     address = ["street", "city", "state", "postal_code"] if online else []
     return keyed.where(F.col("is_online") == F.lit(online)).select(
         "transaction_id",
