@@ -7,16 +7,17 @@ transforms under test.
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
 
 from retail_assets.assets.raw import raw_files
 from retail_assets.assets.silver import silver_transactions
+from retail_assets.definitions import batch_definitions
 from retail_assets.generator import generate
 from retail_assets.replay import land
 from retail_assets.resources import spark_resource
 from retail_assets.storage.hours import hour_path, key_of
 from retail_assets.storage.resource import StorageResource
-from retail_assets_tests.helpers import HEADERS, valid_rows, write_group
+from retail_assets_tests.helpers import HEADERS, make_storage, valid_rows, write_group
 
 START = datetime(2025, 3, 1, 0, tzinfo=UTC)
 GOOD = (
@@ -271,3 +272,30 @@ def test_other_hours_unharmed_by_bad_ones(spark, storage, bad, generated):
     _, keys = generated
     (source,) = generated[0][0].glob("sales_transactions*.csv")
     assert silver_of(spark, storage, keys[0]).count() == len(expected_silver(source))
+
+
+def test_a_failed_reconciliation_stops_the_warehouse_load(spark, settings, tmp_path):
+    """raw_rows_reconcile is blocking: an hour whose raw rows do not add up (here the manifest
+    claims one row more than the files hold) gets no facts, no insights and no B2B file."""
+    storage = make_storage(tmp_path, "blocking")
+    (group,) = generate(tmp_path / "source", groups=1, rows=100, seed=3)
+    arrival = datetime(2025, 5, 1, 0, tzinfo=UTC)
+    land(group, storage.landing_dir_path, arrival)
+    key = key_of(arrival)
+    resources = {"spark": spark_resource(settings), "storage": storage}
+    assert materialize([raw_files], partition_key=key, resources=resources).success
+    manifest = storage.raw_manifest(key)
+    manifest["groups"][0]["files"]["sales_transactions"]["rows"] += 1
+    storage.write_raw_manifest(manifest)
+
+    job = batch_definitions(storage, settings).resolve_job_def("hourly_pipeline")
+    after_raw = [k for k in job.asset_layer.executable_asset_keys if k != AssetKey("raw_files")]
+    result = job.execute_in_process(partition_key=key, asset_selection=after_raw,
+                                    raise_on_error=False)  # fmt: skip
+    assert not result.success
+    checks = {e.event_specific_data.check_name: e.event_specific_data.passed
+              for e in result.all_events
+              if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION}  # fmt: skip
+    assert checks == {"raw_rows_reconcile": False}
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"silver_transactions"}

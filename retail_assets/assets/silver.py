@@ -79,6 +79,7 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
             reconcile.CHECK,
             asset="silver_transactions",
             description="raw rows = silver rows + quarantined rows, for every hour",
+            blocking=True,  # a lost or doubled row stops the warehouse load
         )
     ],
 )
