@@ -53,7 +53,7 @@ def bare_hour(spark, storage, key: str) -> dict[str, float]:
     return seconds
 
 
-def compare(bench: Bench, rows: int, repeats: int) -> dict:
+def compare(bench: Bench, rows: int, repeats: int = 3) -> dict:
     """Median seconds of each way over `repeats` runs of the second hour each, taking turns
     to go first."""
     from dagster import DagsterInstance
@@ -104,7 +104,7 @@ def compare(bench: Bench, rows: int, repeats: int) -> dict:
 def measure(bench: Bench, quick: bool) -> dict:
     sizes = [1_500] if quick else [1_500, 550_000]
     with bench.servers():
-        runs = [compare(bench, rows, repeats=3) for rows in sizes]
+        runs = [compare(bench, rows) for rows in sizes]
     return {
         "headlines": [
             headline(f"p1 dagster / bare, {r['rows']:,} rows", r["ratio"], f"≤ {GOAL}",

@@ -71,8 +71,8 @@ def cmd_stream(args, settings: Settings) -> int:
     job = defs.resolve_job_def("app_events_job")
     from retail_assets.replay import QUIET
 
-    given = {"max_per_partition": args.max_per_partition}
-    config = {name: value for name, value in given.items() if value is not None}  # else the asset's
+    cap = args.max_per_partition  # None: the asset's own default
+    config = {} if cap is None else {"max_per_partition": cap}
     run_config = {"ops": {"app_events": {"config": config}}, **QUIET}
     result = job.execute_in_process(
         instance=DagsterInstance.get(), raise_on_error=False, run_config=run_config

@@ -14,7 +14,7 @@ from retail_assets.assets.raw import raw_files, read_raw
 from retail_assets.metadata import all_rows, count_each, markdown_table, one_row
 from retail_assets.partitions import hourly_asset, own_previous_hour
 from retail_assets.resources import SparkResource
-from retail_assets.storage.resource import StorageResource
+from retail_assets.storage.resource import StorageResource, raw_rows
 from retail_assets.transforms import reconcile
 from retail_assets.transforms.transactions import (
     SOURCE_FIELDS,
@@ -57,7 +57,7 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
     silver_rows_written = reasons.pop(None, 0)
     return {
         "hour": key,
-        "raw": storage.raw_rows(key, "sales_transactions"),
+        "raw": raw_rows(files),
         "silver": silver_rows_written,
         "quarantined": sum(reasons.values()),
         "reasons": reasons,

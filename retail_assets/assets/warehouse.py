@@ -32,7 +32,7 @@ from retail_assets.partitions import (
 from retail_assets.resources import SparkResource
 from retail_assets.storage.compacted import CompactedTable
 from retail_assets.storage.hours import hour_of, hour_values, key_at, previous_key
-from retail_assets.storage.resource import StorageResource
+from retail_assets.storage.resource import StorageResource, raw_rows
 from retail_assets.storage.tables import HOUR_COLUMNS, HourlyTable
 from retail_assets.transforms import reconcile
 from retail_assets.transforms.transactions import AGENT_FIELDS, BRANCH_FIELDS
@@ -424,7 +424,7 @@ def reconcile_hour(
     spark: SparkSession, storage: StorageResource, key: str, facts: dict[str, CompactedTable]
 ) -> dict:
     """Fact rows + duplicates + quarantined rows of an hour against its raw rows."""
-    raw = storage.raw_rows(key, "sales_transactions")
+    raw = raw_rows(storage.raw_files(key, "sales_transactions"))
     counts = count_each({
         "silver": storage.lake_table("silver", "transactions").hour(spark, key),
         "quarantined": storage.lake_table("quarantine", "transactions").hour(spark, key),

@@ -31,6 +31,12 @@ RAW = "raw"
 MANIFEST = "_manifest.json"
 
 
+def raw_rows(files: list[tuple[str, dict]]) -> int:
+    """Data lines of raw files (as `StorageResource.raw_files` lists them), counted when they
+    were copied in."""
+    return sum(entry["rows"] for _, entry in files)
+
+
 class StorageResource(ConfigurableResource):
     """Where files are: the landing folder (local), the lake (local, hdfs:// or s3a://), exports."""
 
@@ -80,10 +86,6 @@ class StorageResource(ConfigurableResource):
              group["files"][kind])
             for group in self.raw_manifest(key)["groups"]
         ]  # fmt: skip
-
-    def raw_rows(self, key: str, kind: str) -> int:
-        """Data lines of hour `key`'s files of one kind, counted when they were copied in."""
-        return sum(entry["rows"] for _, entry in self.raw_files(key, kind))
 
     def group_marker(self, group: str) -> dict | None:
         """Which hour group `group` was ingested into (None: never ingested)."""
