@@ -40,7 +40,7 @@ class Bench:
     def __init__(self, name: str):
         self.name = name
         self.home = Path(tempfile.mkdtemp(prefix=f"retail_bench_{name}_"))
-        from retail_assets.services import free_port
+        from retail_assets.servers.supervisor import free_port
 
         os.environ.update(
             RETAIL_HOME=str(self.home),
@@ -55,38 +55,38 @@ class Bench:
 
     @contextmanager
     def servers(self, kafka: bool = False) -> Iterator[None]:
-        from retail_assets import kafka_broker, spark_server
+        from retail_assets.servers import kafka_broker, spark_connect
 
         try:
-            spark_server.up(self.settings)
+            spark_connect.up(self.settings)
             if kafka:
                 kafka_broker.up(self.settings)
             yield
         finally:
             if kafka:
                 kafka_broker.down(self.settings)
-            spark_server.down(self.settings)
+            spark_connect.down(self.settings)
 
     def spark_peak_rss_mb(self) -> int:
         """The Spark server's peak resident memory so far (the JVM: spark-submit execs java)."""
-        from retail_assets import spark_server
+        from retail_assets.servers import spark_connect
 
-        pid = spark_server.server(self.settings).pid()
+        pid = spark_connect.server(self.settings).pid()
         status = Path(f"/proc/{pid}/status").read_text()
         peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
         return int(peak.split()[1]) // 1024
 
     def spark_log_size(self) -> int:
-        from retail_assets import spark_server
+        from retail_assets.servers import spark_connect
 
-        return spark_server.server(self.settings).log_file.stat().st_size
+        return spark_connect.server(self.settings).log_file.stat().st_size
 
     def spark_log_problems(self, since: int) -> dict[str, int]:
         """What the Spark server logged after byte `since`: metastore fallbacks (a partition
         filter the metastore could not serve, so every partition was listed) and errors."""
-        from retail_assets import spark_server
+        from retail_assets.servers import spark_connect
 
-        with open(spark_server.server(self.settings).log_file, "rb") as log:
+        with open(spark_connect.server(self.settings).log_file, "rb") as log:
             log.seek(since)
             lines = log.read().decode(errors="replace").splitlines()
         return {
@@ -104,7 +104,7 @@ class Bench:
                                warehouse_database=f"{name}_dwh")  # fmt: skip
 
     def generate(self, name: str, groups: int, rows: int, seed: int) -> list[Path]:
-        from retail_assets.generator import generate
+        from retail_assets.dev.generator import generate
 
         return generate(self.home / "source" / name, groups, rows, seed)
 
@@ -114,7 +114,7 @@ class Bench:
         from dagster import DagsterInstance
 
         from retail_assets.definitions import batch_definitions
-        from retail_assets.replay import land, run_hour
+        from retail_assets.dev.replay import land, run_hour
         from retail_assets.storage.hours import key_of
 
         definitions, instance = batch_definitions(storage), DagsterInstance.get()

@@ -59,7 +59,7 @@ def compare(bench: Bench, rows: int, repeats: int = 3) -> dict:
     from dagster import DagsterInstance
 
     from retail_assets.definitions import batch_definitions
-    from retail_assets.replay import run_hour
+    from retail_assets.dev.replay import run_hour
     from retail_assets.resources import spark_session
     from retail_assets.storage.hours import hour_values, key_of
 

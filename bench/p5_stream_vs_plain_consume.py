@@ -39,7 +39,7 @@ def measure(bench: Bench, quick: bool) -> dict:
     from dagster import materialize
 
     from retail_assets.assets.streaming import app_events
-    from retail_assets.replay import QUIET
+    from retail_assets.dev.replay import QUIET
     from retail_assets.resources import KafkaResource, spark_resource, spark_session
     from retail_assets.streaming.events import events, produce
     from retail_assets.streaming.kafka_source import topic_offsets

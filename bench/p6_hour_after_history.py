@@ -137,7 +137,7 @@ def timed_hour(bench: Bench, storage, key: str) -> tuple[float, dict, dict]:
     from dagster import DagsterInstance
 
     from retail_assets.definitions import batch_definitions
-    from retail_assets.replay import run_hour
+    from retail_assets.dev.replay import run_hour
 
     definitions, instance = batch_definitions(storage), DagsterInstance.get()
     log_start = bench.spark_log_size()
@@ -152,7 +152,7 @@ def timed_hour(bench: Bench, storage, key: str) -> tuple[float, dict, dict]:
 def hour_after(bench: Bench, history: int, groups) -> dict:
     """The ordinary hour after `history` hours (one real, the rest cloned); its figures."""
     from retail_assets.assets.warehouse import FACTS
-    from retail_assets.replay import land
+    from retail_assets.dev.replay import land
     from retail_assets.resources import spark_session
     from retail_assets.storage.hours import key_of
 
@@ -182,7 +182,7 @@ def measure(bench: Bench, quick: bool) -> dict:
     with bench.servers():
         fresh = bench.storage("p6_fresh")
         bench.run_hours(fresh, groups[:1])
-        from retail_assets.replay import land
+        from retail_assets.dev.replay import land
         from retail_assets.storage.hours import key_of
 
         second = START + timedelta(hours=1)

@@ -11,15 +11,15 @@ import signal
 import sys
 from pathlib import Path
 
-from retail_assets.replay import ReplayError
-from retail_assets.services import ServiceError
+from retail_assets.dev.replay import ReplayError
+from retail_assets.servers.supervisor import ServiceError
 from retail_assets.settings import CHECKOUT_DIR, Settings, prepare_dagster_home
 
 DEMO_START = "2025-06-01-22:00"  # crosses midnight: two ingest days
 
 
 def serve(service, action: str, settings: Settings) -> int:
-    """up / down / status of a local server module (spark_server, kafka_broker)."""
+    """up / down / status of a local server module (spark_connect, kafka_broker)."""
     if action == "up":
         print(json.dumps(service.up(settings)))
     elif action == "down":
@@ -32,13 +32,13 @@ def serve(service, action: str, settings: Settings) -> int:
 
 
 def cmd_spark(args, settings: Settings) -> int:
-    from retail_assets import spark_server
+    from retail_assets.servers import spark_connect
 
-    return serve(spark_server, args.action, settings)
+    return serve(spark_connect, args.action, settings)
 
 
 def cmd_kafka(args, settings: Settings) -> int:
-    from retail_assets import kafka_broker
+    from retail_assets.servers import kafka_broker
 
     return serve(kafka_broker, args.action, settings)
 
@@ -63,13 +63,13 @@ def cmd_stream(args, settings: Settings) -> int:
     """One pass of the stream through Dagster (recorded in the instance, like the UI's runs)."""
     from dagster import DagsterInstance
 
-    from retail_assets import kafka_broker, spark_server
     from retail_assets.definitions import defs
+    from retail_assets.servers import kafka_broker, spark_connect
 
-    spark_server.ensure(settings)
+    spark_connect.ensure(settings)
     kafka_broker.ensure(settings)
     job = defs.resolve_job_def("app_events_job")
-    from retail_assets.replay import QUIET
+    from retail_assets.dev.replay import QUIET
 
     cap = args.max_per_partition  # None: the asset's own default
     config = {} if cap is None else {"max_per_partition": cap}
@@ -88,7 +88,7 @@ def cmd_stream(args, settings: Settings) -> int:
 
 
 def cmd_generate(args, settings: Settings) -> int:
-    from retail_assets.generator import generate
+    from retail_assets.dev.generator import generate
 
     for folder in generate(args.out, args.groups, args.rows, args.seed):
         print(folder)
@@ -96,20 +96,20 @@ def cmd_generate(args, settings: Settings) -> int:
 
 
 def cmd_replay(args, settings: Settings) -> int:
-    from retail_assets import spark_server
-    from retail_assets.replay import replay
+    from retail_assets.dev.replay import replay
+    from retail_assets.servers import spark_connect
 
-    spark_server.ensure(settings)  # server problems surface before any run starts
+    spark_connect.ensure(settings)  # server problems surface before any run starts
     names = args.groups.split(",") if args.groups else None
     return 0 if replay(Path(args.source_dir), args.start, names) else 1
 
 
 def cmd_demo(args, settings: Settings) -> int:
-    from retail_assets import spark_server
-    from retail_assets.generator import generate
-    from retail_assets.replay import replay
+    from retail_assets.dev.generator import generate
+    from retail_assets.dev.replay import replay
+    from retail_assets.servers import spark_connect
 
-    spark_server.ensure(settings)  # server problems surface before any run starts
+    spark_connect.ensure(settings)  # server problems surface before any run starts
     source = settings.home / "demo_source"
     generate(source, args.groups, args.rows, args.seed)
     print(f"generated {args.groups} groups of {args.rows} rows in {source}")

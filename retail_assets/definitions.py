@@ -2,6 +2,7 @@
 
 from dagster import Definitions, in_process_executor
 
+from retail_assets.assets.automation import outputs_automation
 from retail_assets.assets.b2b import b2b_daily_csv
 from retail_assets.assets.insights import marketing_insights
 from retail_assets.assets.raw import raw_files
@@ -15,10 +16,9 @@ from retail_assets.assets.warehouse import (
     dim_sales_agent,
     sales_facts,
 )
-from retail_assets.automation import outputs_automation
-from retail_assets.jobs import app_events_job, hourly_pipeline
+from retail_assets.orchestration.jobs import app_events_job, hourly_pipeline
+from retail_assets.orchestration.sensors import kafka_sensor, landing_sensor
 from retail_assets.resources import kafka_resource, spark_resource
-from retail_assets.sensors import kafka_sensor, landing_sensor
 from retail_assets.settings import Settings
 from retail_assets.storage.resource import StorageResource, storage_resource
 

@@ -8,7 +8,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from dagster_pyspark import PySparkResource
 from dagster_pyspark.resources import spark_session_from_config
 
-from retail_assets import kafka_broker, spark_server
+from retail_assets.servers import kafka_broker, spark_connect
 from retail_assets.settings import Settings
 
 
@@ -23,7 +23,7 @@ class SparkResource(PySparkResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if self.manage_local_server:
-            spark_server.ensure(Settings.from_env())
+            spark_connect.ensure(Settings.from_env())
         super().setup_for_execution(context)
 
 
@@ -66,7 +66,7 @@ class KafkaResource(ConfigurableResource):
 
 def spark_resource(settings: Settings) -> SparkResource:
     if settings.spark_master:
-        config = {"spark.master": settings.spark_master, **spark_server.session_conf(settings)}
+        config = {"spark.master": settings.spark_master, **spark_connect.session_conf(settings)}
     else:
         config = {"spark.remote": settings.spark_remote}
     return SparkResource(spark_config=config, manage_local_server=settings.manages_local_spark)
@@ -90,5 +90,5 @@ def kafka_resource(settings: Settings) -> KafkaResource:
 
 def spark_session(settings: Settings):
     """A session for code outside Dagster runs (CLI, benchmarks), through the same resource."""
-    spark_server.ensure(settings)
+    spark_connect.ensure(settings)
     return spark_session_from_config(spark_resource(settings).spark_config)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from retail_assets.services import free_port
+from retail_assets.servers.supervisor import free_port
 
 _HOME = Path(tempfile.mkdtemp(prefix="retail_test_home_"))
 os.environ.update(
@@ -36,7 +36,7 @@ for name in (
 ):
     os.environ.pop(name, None)
 
-from retail_assets import kafka_broker, spark_server  # noqa: E402
+from retail_assets.servers import kafka_broker, spark_connect  # noqa: E402
 from retail_assets.settings import Settings, prepare_dagster_home  # noqa: E402
 
 prepare_dagster_home(Settings.from_env())
@@ -57,7 +57,7 @@ def spark(settings):
         session = spark_session(settings)
         yield session
     finally:
-        spark_server.down(settings)
+        spark_connect.down(settings)
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +72,7 @@ def kafka(settings):
 
 @pytest.fixture(scope="session")
 def warehouse_source(tmp_path_factory):
-    from retail_assets.generator import generate
+    from retail_assets.dev.generator import generate
     from retail_assets_tests.helpers import WAREHOUSE_GROUPS
 
     return generate(
@@ -86,7 +86,7 @@ def warehouse(spark, settings, warehouse_source, tmp_path_factory):
     Dagster runs it (every check asserted); (storage, partition keys)."""
     from datetime import timedelta
 
-    from retail_assets.replay import land
+    from retail_assets.dev.replay import land
     from retail_assets.storage.hours import key_of
     from retail_assets_tests.helpers import WAREHOUSE_START, make_storage, run
 

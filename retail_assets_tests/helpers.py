@@ -9,9 +9,9 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance
 
+from retail_assets.assets.partitions import RANGE_END, RANGE_START
 from retail_assets.definitions import batch_definitions
-from retail_assets.landing import FILE_KINDS
-from retail_assets.partitions import RANGE_END, RANGE_START
+from retail_assets.storage.landing import FILE_KINDS
 from retail_assets.storage.resource import StorageResource
 
 # The shared warehouse replay: 4 groups from 22:00, so it crosses midnight; group3 re-delivers

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from retail_assets import spark_server
 from retail_assets.cli import DEMO_START
-from retail_assets.services import ServiceError, free_port
+from retail_assets.servers import spark_connect
+from retail_assets.servers.supervisor import ServiceError, free_port
 
 SILVER_BY_HOUR = (
     "SELECT ingest_date, ingest_hour, count(*) AS n FROM retail_lake.silver_transactions "
@@ -131,14 +131,14 @@ def test_port_taken_by_another_process_is_a_clear_error(settings, tmp_path):
         squatter.listen()
         other = replace(settings, home=tmp_path, spark_port=port)
         with pytest.raises(ServiceError, match=f"port 127.0.0.1:{port} is taken"):
-            spark_server.up(other)
+            spark_connect.up(other)
 
 
 def test_missing_java_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ServiceError, match="Java 17 is required"):
-        spark_server.java_major_version()
+        spark_connect.java_major_version()
 
 
 def test_bench_names_the_benchmarks_when_only_matches_none():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from retail_assets.generator import generate
+from retail_assets.dev.generator import generate
 
 GROUPS = 4  # group3 is the redelivery of group2
 REDELIVERED, ORIGINAL = 3, 2

@@ -3,8 +3,8 @@
 import hashlib
 from datetime import UTC, datetime
 
-from retail_assets.landing import scan_landing
 from retail_assets.storage.lake import Lake
+from retail_assets.storage.landing import scan_landing
 from retail_assets_tests.helpers import write_group
 
 ARRIVAL = datetime(2025, 3, 4, 5, 42, tzinfo=UTC)

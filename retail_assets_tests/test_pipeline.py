@@ -12,8 +12,8 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
 from retail_assets.assets.raw import raw_files
 from retail_assets.assets.silver import silver_transactions
 from retail_assets.definitions import batch_definitions
-from retail_assets.generator import generate
-from retail_assets.replay import land
+from retail_assets.dev.generator import generate
+from retail_assets.dev.replay import land
 from retail_assets.resources import spark_resource
 from retail_assets.storage.hours import hour_path, key_of
 from retail_assets.storage.resource import StorageResource

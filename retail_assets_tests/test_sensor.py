@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
-from retail_assets.sensors import RANGE_END, RANGE_START, landing_sensor
+from retail_assets.orchestration.sensors import RANGE_END, RANGE_START, landing_sensor
 from retail_assets.storage.resource import StorageResource
 from retail_assets_tests.helpers import write_group
 

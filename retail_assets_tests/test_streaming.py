@@ -26,10 +26,10 @@ from pyspark.sql import functions as F
 
 from retail_assets.assets.streaming import app_events
 from retail_assets.definitions import defs
-from retail_assets.jobs import app_events_job
+from retail_assets.orchestration.jobs import app_events_job
+from retail_assets.orchestration.sensors import kafka_sensor
 from retail_assets.resources import KafkaResource, spark_resource
-from retail_assets.sensors import kafka_sensor
-from retail_assets.services import ServiceError, free_port
+from retail_assets.servers.supervisor import ServiceError, free_port
 from retail_assets.storage.resource import StorageResource
 from retail_assets.streaming.events import events, produce
 from retail_assets.streaming.kafka_source import topic_offsets

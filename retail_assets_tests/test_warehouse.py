@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from retail_assets.replay import land
+from retail_assets.dev.replay import land
 from retail_assets.storage.hours import key_of
 from retail_assets_tests.helpers import WAREHOUSE_GROUPS as GROUPS
 from retail_assets_tests.helpers import WAREHOUSE_START as START

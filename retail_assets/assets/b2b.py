@@ -17,10 +17,10 @@ from dagster import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from retail_assets.assets.automation import follows_new_facts
+from retail_assets.assets.metadata import as_json, bar_chart, markdown_table
+from retail_assets.assets.partitions import hourly_asset
 from retail_assets.assets.warehouse import versions_through
-from retail_assets.automation import follows_new_facts
-from retail_assets.metadata import as_json, bar_chart, markdown_table
-from retail_assets.partitions import hourly_asset
 from retail_assets.resources import SparkResource
 from retail_assets.storage.hours import hour_values, key_at
 from retail_assets.storage.resource import StorageResource

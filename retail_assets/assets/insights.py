@@ -20,10 +20,10 @@ from dagster import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from retail_assets.assets.automation import follows_new_facts
+from retail_assets.assets.metadata import all_rows, as_json, bar_chart, markdown_table, one_row
+from retail_assets.assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
 from retail_assets.assets.warehouse import fact_tables, versions_through
-from retail_assets.automation import follows_new_facts
-from retail_assets.metadata import all_rows, as_json, bar_chart, markdown_table, one_row
-from retail_assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
 from retail_assets.resources import SparkResource
 from retail_assets.storage.hours import hour_of, previous_key
 from retail_assets.storage.resource import StorageResource

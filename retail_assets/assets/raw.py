@@ -10,9 +10,9 @@ from functools import reduce
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from pyspark.sql import DataFrame, SparkSession
 
-from retail_assets.landing import FILE_KINDS, LandedGroup, scan_landing
-from retail_assets.metadata import markdown_table
-from retail_assets.partitions import hourly_asset
+from retail_assets.assets.metadata import markdown_table
+from retail_assets.assets.partitions import hourly_asset
+from retail_assets.storage.landing import FILE_KINDS, LandedGroup, scan_landing
 from retail_assets.storage.resource import StorageResource
 from retail_assets.transforms.transactions import number_lines, parse_lines
 

@@ -10,9 +10,9 @@ from dagster import (
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from retail_assets.assets.metadata import all_rows, count_each, markdown_table, one_row
+from retail_assets.assets.partitions import hourly_asset, own_previous_hour
 from retail_assets.assets.raw import raw_files, read_raw
-from retail_assets.metadata import all_rows, count_each, markdown_table, one_row
-from retail_assets.partitions import hourly_asset, own_previous_hour
 from retail_assets.resources import SparkResource
 from retail_assets.storage.resource import StorageResource, raw_rows
 from retail_assets.transforms import reconcile

@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter
 
-from retail_assets.metadata import as_json, markdown_table
+from retail_assets.assets.metadata import as_json, markdown_table
 from retail_assets.resources import KafkaResource, SparkResource
 from retail_assets.storage.checkpoints import Commit, lag, position
 from retail_assets.storage.resource import StorageResource

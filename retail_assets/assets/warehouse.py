@@ -20,15 +20,15 @@ from dagster import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.assets.raw import raw_files, read_raw
-from retail_assets.assets.silver import new_transactions, silver_transactions
-from retail_assets.metadata import all_rows, count_each, markdown_table, one_row
-from retail_assets.partitions import (
+from retail_assets.assets.metadata import all_rows, count_each, markdown_table, one_row
+from retail_assets.assets.partitions import (
     hourly_asset,
     hourly_multi_asset,
     hourly_partitions,
     own_previous_hour,
 )
+from retail_assets.assets.raw import raw_files, read_raw
+from retail_assets.assets.silver import new_transactions, silver_transactions
 from retail_assets.resources import SparkResource
 from retail_assets.storage.compacted import CompactedTable
 from retail_assets.storage.hours import hour_of, hour_values, key_at, previous_key

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from retail_assets.services import ServiceError
+from retail_assets.servers.supervisor import ServiceError
 
 EVENT_TYPES = ("productView", "addToCart", "purchase", "recommendationClick")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, Definitions
 
-from retail_assets.landing import scan_landing
-from retail_assets.partitions import RANGE_END, RANGE_START
+from retail_assets.assets.partitions import RANGE_END, RANGE_START
 from retail_assets.settings import Settings
 from retail_assets.storage.hours import hour_of, key_of
+from retail_assets.storage.landing import scan_landing
 from retail_assets.storage.resource import storage_resource
 
 # The run's full event log is in the instance (and the UI); the terminal gets a summary.

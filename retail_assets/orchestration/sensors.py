@@ -17,13 +17,13 @@ from dagster import (
     sensor,
 )
 
+from retail_assets.assets.partitions import RANGE_END, RANGE_START, hourly_partitions
 from retail_assets.assets.streaming import EVENTS
-from retail_assets.jobs import app_events_job, hourly_pipeline
-from retail_assets.landing import scan_landing
-from retail_assets.partitions import RANGE_END, RANGE_START, hourly_partitions
+from retail_assets.orchestration.jobs import app_events_job, hourly_pipeline
 from retail_assets.resources import KafkaResource
 from retail_assets.storage.checkpoints import lag, position
 from retail_assets.storage.hours import hour_of
+from retail_assets.storage.landing import scan_landing
 from retail_assets.storage.resource import StorageResource
 from retail_assets.streaming.kafka_source import behind_checkpoint, topic_offsets
 

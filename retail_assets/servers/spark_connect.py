@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyspark
 
-from retail_assets.services import ManagedServer, ServiceError
+from retail_assets.servers.supervisor import ManagedServer, ServiceError
 from retail_assets.settings import Settings
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from retail_assets.services import ManagedServer, ServiceError
+from retail_assets.servers.supervisor import ManagedServer, ServiceError
 from retail_assets.settings import Settings
 
 START_TIMEOUT_S = 30
