@@ -55,38 +55,39 @@ class Bench:
 
     @contextmanager
     def servers(self, kafka: bool = False) -> Iterator[None]:
-        from retail_assets.servers import kafka_broker, spark_connect
+        from retail_assets.servers.kafka_broker import LocalBroker
 
+        broker = LocalBroker.of(self.settings)
         try:
-            spark_connect.up(self.settings)
+            self.spark_server.up()
             if kafka:
-                kafka_broker.up(self.settings)
+                broker.up()
             yield
         finally:
             if kafka:
-                kafka_broker.down(self.settings)
-            spark_connect.down(self.settings)
+                broker.down()
+            self.spark_server.down()
+
+    @property
+    def spark_server(self):
+        from retail_assets.servers.spark_connect import LocalSparkServer
+
+        return LocalSparkServer.of(self.settings)
 
     def spark_peak_rss_mb(self) -> int:
         """The Spark server's peak resident memory so far (the JVM: spark-submit execs java)."""
-        from retail_assets.servers import spark_connect
-
-        pid = spark_connect.server(self.settings).pid()
+        pid = self.spark_server.server.pid()
         status = Path(f"/proc/{pid}/status").read_text()
         peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
         return int(peak.split()[1]) // 1024
 
     def spark_log_size(self) -> int:
-        from retail_assets.servers import spark_connect
-
-        return spark_connect.server(self.settings).log_file.stat().st_size
+        return self.spark_server.server.log_file.stat().st_size
 
     def spark_log_problems(self, since: int) -> dict[str, int]:
         """What the Spark server logged after byte `since`: metastore fallbacks (a partition
         filter the metastore could not serve, so every partition was listed) and errors."""
-        from retail_assets.servers import spark_connect
-
-        with open(spark_connect.server(self.settings).log_file, "rb") as log:
+        with open(self.spark_server.server.log_file, "rb") as log:
             log.seek(since)
             lines = log.read().decode(errors="replace").splitlines()
         return {

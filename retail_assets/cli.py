@@ -18,29 +18,29 @@ from retail_assets.settings import CHECKOUT_DIR, Settings, prepare_dagster_home
 DEMO_START = "2025-06-01-22:00"  # crosses midnight: two ingest days
 
 
-def serve(service, action: str, settings: Settings) -> int:
-    """up / down / status of a local server module (spark_connect, kafka_broker)."""
+def serve(server, action: str) -> int:
+    """up / down / status of a local server (LocalSparkServer, LocalBroker)."""
     if action == "up":
-        print(json.dumps(service.up(settings)))
+        print(json.dumps(server.up()))
     elif action == "down":
-        print("stopped" if service.down(settings) else "not running")
+        print("stopped" if server.down() else "not running")
     else:
-        status = service.status(settings)
+        status = server.status()
         print(json.dumps(status))
         return 0 if status["running"] else 3
     return 0
 
 
 def cmd_spark(args, settings: Settings) -> int:
-    from retail_assets.servers import spark_connect
+    from retail_assets.servers.spark_connect import LocalSparkServer
 
-    return serve(spark_connect, args.action, settings)
+    return serve(LocalSparkServer.of(settings), args.action)
 
 
 def cmd_kafka(args, settings: Settings) -> int:
-    from retail_assets.servers import kafka_broker
+    from retail_assets.servers.kafka_broker import LocalBroker
 
-    return serve(kafka_broker, args.action, settings)
+    return serve(LocalBroker.of(settings), args.action)
 
 
 def cmd_produce(args, settings: Settings) -> int:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from dagster_pyspark import PySparkResource
 from dagster_pyspark.resources import spark_session_from_config
 
-from retail_assets.servers import kafka_broker, spark_connect
-from retail_assets.settings import Settings
+from retail_assets.servers.kafka_broker import LocalBroker
+from retail_assets.servers.spark_connect import LocalSparkServer
+from retail_assets.settings import Settings, env_fields
 
 
 class SparkResource(PySparkResource):
@@ -19,11 +18,11 @@ class SparkResource(PySparkResource):
     {"spark.master": …} for a classic session; neither needs a code change.
     """
 
-    manage_local_server: bool = False
+    local_server: LocalSparkServer | None = None  # set when the project runs the server itself
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        if self.manage_local_server:
-            spark_connect.ensure(Settings.from_env())
+        if self.local_server:
+            self.local_server.up()
         super().setup_for_execution(context)
 
 
@@ -43,11 +42,11 @@ class KafkaResource(ConfigurableResource):
     # Spark's source: "python" (this project's, over confluent-kafka) or "kafka" (Spark's own
     # connector, where the cluster has its jar)
     spark_source: str = "python"
-    manage_local_broker: bool = False
+    local_broker: LocalBroker | None = None  # set when the project runs the broker itself
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        if self.manage_local_broker:
-            kafka_broker.ensure(Settings.from_env())
+        if self.local_broker:
+            self.local_broker.up()
 
     def client_config(self) -> dict[str, str]:
         """librdkafka settings shared by producers, consumers and the Spark source."""
@@ -65,30 +64,40 @@ class KafkaResource(ConfigurableResource):
 
 
 def spark_resource(settings: Settings) -> SparkResource:
+    local = LocalSparkServer.of(settings)
     if settings.spark_master:
-        config = {"spark.master": settings.spark_master, **spark_connect.session_conf(settings)}
+        config = {"spark.master": settings.spark_master, **local.session_conf()}
     else:
         config = {"spark.remote": settings.spark_remote}
-    return SparkResource(spark_config=config, manage_local_server=settings.manages_local_spark)
+    return SparkResource(
+        spark_config=config, local_server=local if settings.manages_local_spark else None
+    )
 
 
 def kafka_resource(settings: Settings) -> KafkaResource:
-    def secret(name: str):
-        return EnvVar(name) if os.environ.get(name) else ""
+    """The deployment's Kafka: the fields its environment sets, the class's defaults otherwise.
 
-    return KafkaResource(
-        bootstrap_servers=settings.kafka_bootstrap,
-        topic=settings.kafka_topic,
-        security_protocol=settings.kafka_security_protocol,
-        sasl_mechanism=settings.kafka_sasl_mechanism,
-        sasl_username=secret("RETAIL_KAFKA_USERNAME"),
-        sasl_password=secret("RETAIL_KAFKA_PASSWORD"),
-        spark_source=settings.kafka_spark_source,
-        manage_local_broker=settings.manages_local_kafka,
+    The credentials are `EnvVar`s whenever the protocol is SASL: Dagster reads them when a run
+    starts (a missing one fails the run by name), and never shows their values.
+    """
+    fields = env_fields(
+        topic="RETAIL_KAFKA_TOPIC",
+        security_protocol="RETAIL_KAFKA_SECURITY_PROTOCOL",
+        sasl_mechanism="RETAIL_KAFKA_SASL_MECHANISM",
+        spark_source="RETAIL_KAFKA_SPARK_SOURCE",
     )
+    if fields.get("security_protocol", "").upper().startswith("SASL"):
+        fields.update(
+            sasl_username=EnvVar("RETAIL_KAFKA_USERNAME"),
+            sasl_password=EnvVar("RETAIL_KAFKA_PASSWORD"),
+        )
+    local = LocalBroker.of(settings) if settings.manages_local_kafka else None
+    return KafkaResource(bootstrap_servers=settings.kafka_bootstrap, local_broker=local, **fields)
 
 
 def spark_session(settings: Settings):
     """A session for code outside Dagster runs (CLI, benchmarks), through the same resource."""
-    spark_connect.ensure(settings)
-    return spark_session_from_config(spark_resource(settings).spark_config)
+    resource = spark_resource(settings)
+    if resource.local_server:
+        resource.local_server.up()
+    return spark_session_from_config(resource.spark_config)

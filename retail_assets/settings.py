@@ -1,4 +1,7 @@
-"""Every setting of the platform, read from the environment in one place.
+"""Where the platform runs (home, folders, Spark, Kafka), read from the environment in one place.
+
+A resource's other fields (database names, topic, Kafka protocol) have their defaults on the
+resource itself; a deployment overrides them by variable (`env_fields`).
 
 All state lives under RETAIL_HOME (lake, warehouse + metastore, exports, Dagster storage,
 server pids and logs) so one directory can be inspected, backed up or wiped as a unit.
@@ -35,19 +38,8 @@ class Settings:
     spark_master: str
     spark_driver_memory: str
     partitions_start: str
-    lake_database: str
-    warehouse_database: str
     kafka_port: int
     kafka_bootstrap: str
-    kafka_topic: str
-    kafka_security_protocol: str  # PLAINTEXT locally; SASL_SSL for a managed Kafka
-    kafka_sasl_mechanism: str
-    kafka_spark_source: str  # python (default) or kafka (Spark's connector, if installed)
-
-    @property
-    def run_dir(self) -> Path:
-        """Pid files and server logs."""
-        return self.home / "run"
 
     @property
     def dagster_home(self) -> Path:
@@ -80,15 +72,15 @@ class Settings:
             spark_master=env("RETAIL_SPARK_MASTER") or "",
             spark_driver_memory=env("RETAIL_SPARK_DRIVER_MEMORY") or "6g",
             partitions_start=env("RETAIL_PARTITIONS_START") or "2024-01-01-00:00",
-            lake_database=env("RETAIL_LAKE_DB") or "retail_lake",
-            warehouse_database=env("RETAIL_DWH_DB") or "retail_dwh",
             kafka_port=kafka_port,
             kafka_bootstrap=env("RETAIL_KAFKA_BOOTSTRAP") or local_kafka_address(kafka_port),
-            kafka_topic=env("RETAIL_KAFKA_TOPIC") or "app_logs",
-            kafka_security_protocol=env("RETAIL_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
-            kafka_sasl_mechanism=env("RETAIL_KAFKA_SASL_MECHANISM") or "PLAIN",
-            kafka_spark_source=env("RETAIL_KAFKA_SPARK_SOURCE") or "python",
         )
+
+
+def env_fields(**variables: str) -> dict[str, str]:
+    """{field: value} of a resource's fields whose variable the environment sets; the others
+    keep the resource class's own defaults (each default is written once, on its field)."""
+    return {field: os.environ[name] for field, name in variables.items() if os.environ.get(name)}
 
 
 def local_spark_url(port: int) -> str:

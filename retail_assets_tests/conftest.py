@@ -36,7 +36,8 @@ for name in (
 ):
     os.environ.pop(name, None)
 
-from retail_assets.servers import kafka_broker, spark_connect  # noqa: E402
+from retail_assets.servers.kafka_broker import LocalBroker  # noqa: E402
+from retail_assets.servers.spark_connect import LocalSparkServer  # noqa: E402
 from retail_assets.settings import Settings, prepare_dagster_home  # noqa: E402
 
 prepare_dagster_home(Settings.from_env())
@@ -57,17 +58,18 @@ def spark(settings):
         session = spark_session(settings)
         yield session
     finally:
-        spark_connect.down(settings)
+        LocalSparkServer.of(settings).down()
 
 
 @pytest.fixture(scope="session")
 def kafka(settings):
     """The session's Kafka broker (Tansu; started once, stopped by its PID at the end)."""
+    broker = LocalBroker.of(settings)
     try:
-        kafka_broker.up(settings)
+        broker.up()
         yield settings.kafka_bootstrap
     finally:
-        kafka_broker.down(settings)
+        broker.down()
 
 
 @pytest.fixture(scope="session")

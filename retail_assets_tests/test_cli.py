@@ -13,6 +13,7 @@ import pytest
 
 from retail_assets.cli import DEMO_START
 from retail_assets.servers import spark_connect
+from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import ServiceError, free_port
 
 SILVER_BY_HOUR = (
@@ -131,7 +132,7 @@ def test_port_taken_by_another_process_is_a_clear_error(settings, tmp_path):
         squatter.listen()
         other = replace(settings, home=tmp_path, spark_port=port)
         with pytest.raises(ServiceError, match=f"port 127.0.0.1:{port} is taken"):
-            spark_connect.up(other)
+            LocalSparkServer.of(other).up()
 
 
 def test_missing_java_is_a_clear_error(monkeypatch):

@@ -5,7 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dagster import build_init_resource_context
+from dagster_pyspark import PySparkResource
+
 from retail_assets.definitions import defs
+from retail_assets.resources import kafka_resource, spark_resource
+from retail_assets.servers.spark_connect import LocalSparkServer
+from retail_assets.settings import Settings
 
 
 def test_dagster_definitions_validate():
@@ -22,13 +28,15 @@ def test_dagster_definitions_validate():
     assert "BetaWarning" not in result.stdout + result.stderr
 
 
-def test_importing_the_definitions_prints_nothing():
-    """Users read a warning as something wrong: the chosen beta backfill policy stays quiet."""
+def test_the_definitions_import_with_no_environment_and_print_nothing(tmp_path):
+    """No RETAIL_* or DAGSTER_HOME needed to load the code location (the embedded defaults),
+    and users read a warning as something wrong: the chosen beta backfill policy stays quiet."""
     result = subprocess.run(
         [sys.executable, "-W", "default", "-c", "import retail_assets.definitions"],
         capture_output=True,
         text=True,
         timeout=120,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr == ""
@@ -40,3 +48,30 @@ def test_hourly_job_covers_the_batch_assets_and_the_sensor_launches_it():
     assert {"raw_files", "silver_transactions", "insight_top_products", "b2b_daily_csv"} <= assets
     sensor = defs.resolve_sensor_def("landing_sensor")
     assert sensor.job_name == "hourly_pipeline"
+
+
+def test_kafka_credentials_are_read_when_a_run_starts_and_never_held(monkeypatch):
+    """Under SASL the resource holds the variables' names; their values are read when the
+    resource is initialized (a run's start), not when the definitions were built."""
+    monkeypatch.setenv("RETAIL_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("RETAIL_KAFKA_TOPIC", "orders_logs")
+    resource = kafka_resource(Settings.from_env())
+    assert resource.topic == "orders_logs"
+    monkeypatch.setenv("RETAIL_KAFKA_USERNAME", "alice")
+    monkeypatch.setenv("RETAIL_KAFKA_PASSWORD", "s3cret-at-run-start")
+    assert "s3cret" not in repr(resource)
+    config = resource.process_config_and_initialize().client_config()
+    assert (config["sasl.username"], config["sasl.password"]) == ("alice", "s3cret-at-run-start")
+
+
+def test_the_spark_resource_starts_the_server_its_fields_name(monkeypatch, tmp_path):
+    """The embedded server is started from the resource's own fields: an environment changed
+    after the definitions were built does not redirect it."""
+    monkeypatch.setenv("RETAIL_HOME", str(tmp_path / "built"))
+    resource = spark_resource(Settings.from_env())
+    monkeypatch.setenv("RETAIL_HOME", str(tmp_path / "changed later"))
+    started = []
+    monkeypatch.setattr(LocalSparkServer, "up", lambda self: started.append(self.home))
+    monkeypatch.setattr(PySparkResource, "setup_for_execution", lambda self, context: None)
+    resource.setup_for_execution(build_init_resource_context())
+    assert started == [str(tmp_path / "built")]

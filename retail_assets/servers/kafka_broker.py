@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dagster import Config
+
 from retail_assets.servers.supervisor import ManagedServer, ServiceError
 from retail_assets.settings import Settings
 
@@ -29,33 +31,41 @@ def binary() -> Path:
     return path
 
 
-def server(settings: Settings) -> ManagedServer:
-    return ManagedServer(
-        name="kafka-broker",
-        run_dir=settings.run_dir,
-        host="127.0.0.1",
-        port=settings.kafka_port,
-        cmdline_marker="tansu",
-    )
+class LocalBroker(Config):
+    """The embedded broker's own configuration (a field of KafkaResource when it is the target)."""
 
+    home: str  # RETAIL_HOME: pid file and log under it
+    port: int
 
-def up(settings: Settings) -> dict:
-    """Start the local broker (or find it running) and wait until it accepts clients."""
-    url = f"tcp://127.0.0.1:{settings.kafka_port}"
-    cmd = [str(binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return server(settings).up(cmd, dict(os.environ), START_TIMEOUT_S)
+    @classmethod
+    def of(cls, settings: Settings) -> LocalBroker:
+        return cls(home=str(settings.home), port=settings.kafka_port)
+
+    @property
+    def server(self) -> ManagedServer:
+        return ManagedServer(
+            name="kafka-broker",
+            home=Path(self.home),
+            host="127.0.0.1",
+            port=self.port,
+            cmdline_marker="tansu",
+        )
+
+    def up(self) -> dict:
+        """Start the broker (or find it running) and wait until it accepts clients."""
+        url = f"tcp://127.0.0.1:{self.port}"
+        cmd = [str(binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        Path(self.home).mkdir(parents=True, exist_ok=True)
+        return self.server.up(cmd, dict(os.environ), START_TIMEOUT_S)
+
+    def down(self) -> bool:
+        return self.server.down()
+
+    def status(self) -> dict:
+        return self.server.status()
 
 
 def ensure(settings: Settings) -> None:
     """Start the embedded broker when it is the configured target; a remote Kafka is left be."""
     if settings.manages_local_kafka:
-        up(settings)
-
-
-def down(settings: Settings) -> bool:
-    return server(settings).down()
-
-
-def status(settings: Settings) -> dict:
-    return server(settings).status()
+        LocalBroker.of(settings).up()

@@ -14,22 +14,13 @@ import sys
 from pathlib import Path
 
 import pyspark
+from dagster import Config
 
 from retail_assets.servers.supervisor import ManagedServer, ServiceError
 from retail_assets.settings import Settings
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT_S = 180
-
-
-def server(settings: Settings) -> ManagedServer:
-    return ManagedServer(
-        name="spark-connect",
-        run_dir=settings.run_dir,
-        host="127.0.0.1",
-        port=settings.spark_port,
-        cmdline_marker=SERVER_CLASS,
-    )
 
 
 def java_major_version() -> int:
@@ -49,66 +40,93 @@ def java_major_version() -> int:
     return int(match.group(2)) if major == 1 else major
 
 
-def session_conf(settings: Settings) -> dict[str, str]:
-    """What any session of the platform needs: Hive catalog and lake semantics."""
-    metastore = settings.home / "metastore"
-    return {
-        "spark.sql.catalogImplementation": "hive",
-        "spark.sql.warehouse.dir": settings.warehouse_dir,
-        "spark.hadoop.javax.jdo.option.ConnectionURL": (
-            f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true"
-        ),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore}",
-        "spark.sql.sources.partitionOverwriteMode": "dynamic",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.shuffle.partitions": "8",
-    }
+class LocalSparkServer(Config):
+    """The embedded server's own configuration: where its state lives and how it listens.
 
+    A field of SparkResource when the project runs the server itself (the embedded default),
+    so a run starts the server from the resource's fields, not from the environment.
+    """
 
-def server_conf(settings: Settings) -> dict[str, str]:
-    """The local Connect server: loopback only, all state under RETAIL_HOME."""
-    return {
-        **session_conf(settings),
-        "spark.connect.grpc.binding.address": "127.0.0.1",
-        "spark.connect.grpc.binding.port": str(settings.spark_port),
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.memory": settings.spark_driver_memory,
-        "spark.local.dir": str(settings.home / "spark-tmp"),
-        "spark.ui.enabled": "false",
-    }
+    home: str  # RETAIL_HOME: metastore, spark-tmp, pid file and log under it
+    port: int
+    warehouse_dir: str
+    driver_memory: str
 
+    @classmethod
+    def of(cls, settings: Settings) -> LocalSparkServer:
+        return cls(
+            home=str(settings.home),
+            port=settings.spark_port,
+            warehouse_dir=settings.warehouse_dir,
+            driver_memory=settings.spark_driver_memory,
+        )
 
-def up(settings: Settings) -> dict:
-    """Start the local Connect server (or find it running) and wait until it accepts clients."""
-    major = java_major_version()
-    if major < 17:
-        raise ServiceError(f"Spark 4 needs Java 17 or newer; found Java {major}.")
-    spark_home = Path(pyspark.__file__).parent
-    cmd = [str(spark_home / "bin" / "spark-submit"), "--class", SERVER_CLASS]
-    for key, value in server_conf(settings).items():
-        cmd += ["--conf", f"{key}={value}"]
-    cmd.append("spark-internal")
-    env = dict(os.environ)
-    env.update(
-        SPARK_HOME=str(spark_home),
-        # Python UDFs and data sources run on the server's Python: it must be ours.
-        PYSPARK_PYTHON=sys.executable,
-        PYSPARK_DRIVER_PYTHON=sys.executable,
-    )
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return server(settings).up(cmd, env, START_TIMEOUT_S)
+    @property
+    def server(self) -> ManagedServer:
+        return ManagedServer(
+            name="spark-connect",
+            home=Path(self.home),
+            host="127.0.0.1",
+            port=self.port,
+            cmdline_marker=SERVER_CLASS,
+        )
+
+    def session_conf(self) -> dict[str, str]:
+        """What any session of the platform needs: Hive catalog and lake semantics."""
+        metastore = Path(self.home) / "metastore"
+        return {
+            "spark.sql.catalogImplementation": "hive",
+            "spark.sql.warehouse.dir": self.warehouse_dir,
+            "spark.hadoop.javax.jdo.option.ConnectionURL": (
+                f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true"
+            ),
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore}",
+            "spark.sql.sources.partitionOverwriteMode": "dynamic",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": "8",
+        }
+
+    def server_conf(self) -> dict[str, str]:
+        """The local Connect server: loopback only, all state under RETAIL_HOME."""
+        return {
+            **self.session_conf(),
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": str(self.port),
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.driver.memory": self.driver_memory,
+            "spark.local.dir": str(Path(self.home) / "spark-tmp"),
+            "spark.ui.enabled": "false",
+        }
+
+    def up(self) -> dict:
+        """Start the server (or find it running) and wait until it accepts clients."""
+        major = java_major_version()
+        if major < 17:
+            raise ServiceError(f"Spark 4 needs Java 17 or newer; found Java {major}.")
+        spark_home = Path(pyspark.__file__).parent
+        cmd = [str(spark_home / "bin" / "spark-submit"), "--class", SERVER_CLASS]
+        for key, value in self.server_conf().items():
+            cmd += ["--conf", f"{key}={value}"]
+        cmd.append("spark-internal")
+        env = dict(os.environ)
+        env.update(
+            SPARK_HOME=str(spark_home),
+            # Python UDFs and data sources run on the server's Python: it must be ours.
+            PYSPARK_PYTHON=sys.executable,
+            PYSPARK_DRIVER_PYTHON=sys.executable,
+        )
+        Path(self.home).mkdir(parents=True, exist_ok=True)
+        return self.server.up(cmd, env, START_TIMEOUT_S)
+
+    def down(self) -> bool:
+        return self.server.down()
+
+    def status(self) -> dict:
+        return self.server.status()
 
 
 def ensure(settings: Settings) -> None:
     """Start the embedded server when it is the configured target; a remote Spark is left be."""
     if settings.manages_local_spark:
-        up(settings)
-
-
-def down(settings: Settings) -> bool:
-    return server(settings).down()
-
-
-def status(settings: Settings) -> dict:
-    return server(settings).status()
+        LocalSparkServer.of(settings).up()

@@ -51,10 +51,14 @@ class ManagedServer:
     """One local server: how to start it, where its pid and log live, how to tell it is ours."""
 
     name: str
-    run_dir: Path
+    home: Path  # RETAIL_HOME; the pid file, lock and log go under its run/
     host: str
     port: int
     cmdline_marker: str  # a string in /proc/PID/cmdline proving the pid is still our server
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
 
     @property
     def pid_file(self) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from retail_assets.settings import Settings
+from retail_assets.settings import Settings, env_fields
 from retail_assets.storage.checkpoints import Commit, last_commit
 from retail_assets.storage.compacted import CompactedTable
 from retail_assets.storage.hours import hour_of, hour_path
@@ -163,6 +163,5 @@ def storage_resource(settings: Settings) -> StorageResource:
         landing_dir=str(settings.landing_dir),
         lake_root=settings.lake_root,
         exports_dir=settings.exports_dir,
-        lake_database=settings.lake_database,
-        warehouse_database=settings.warehouse_database,
+        **env_fields(lake_database="RETAIL_LAKE_DB", warehouse_database="RETAIL_DWH_DB"),
     )
