@@ -4,6 +4,7 @@ Expected values are computed here independently with the csv module and Decimal,
 transforms under test.
 """
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -260,8 +261,9 @@ def test_a_group_is_never_ingested_twice(spark, settings, storage, bad):
     hours, _ = bad
     folder = storage.landing_dir_path / "group105"
     later = BAD_START + timedelta(hours=30)
-    for file in folder.iterdir():  # dropped again: same name, new arrival time
+    for file in folder.iterdir():  # dropped again: same name, arriving in a later hour
         file.write_bytes(file.read_bytes())
+        os.utime(file, (later.timestamp(), later.timestamp()))
     run_hours(spark, settings, storage, [key_of(later), hours["group105"]])
     assert storage.raw_manifest(key_of(later))["groups"] == []
     assert [g["group"] for g in storage.raw_manifest(hours["group105"])["groups"]] == ["group105"]
