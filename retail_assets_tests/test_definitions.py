@@ -53,10 +53,12 @@ def test_hourly_job_covers_the_batch_assets_and_the_sensor_launches_it():
 def test_kafka_credentials_are_read_when_a_run_starts_and_never_held(monkeypatch):
     """Under SASL the resource holds the variables' names; their values are read when the
     resource is initialized (a run's start), not when the definitions were built."""
+    # A managed Kafka's address: no local broker is the target, so initializing starts none.
+    monkeypatch.setenv("RETAIL_KAFKA_BOOTSTRAP", "kafka.example.invalid:9092")
     monkeypatch.setenv("RETAIL_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("RETAIL_KAFKA_TOPIC", "orders_logs")
     resource = kafka_resource(Settings.from_env())
-    assert resource.topic == "orders_logs"
+    assert (resource.topic, resource.local_broker) == ("orders_logs", None)
     monkeypatch.setenv("RETAIL_KAFKA_USERNAME", "alice")
     monkeypatch.setenv("RETAIL_KAFKA_PASSWORD", "s3cret-at-run-start")
     assert "s3cret" not in repr(resource)
