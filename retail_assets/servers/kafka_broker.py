@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import Config
-
-from retail_assets.servers.supervisor import ManagedServer, ServiceError
+from retail_assets.servers.supervisor import LocalServer, ServiceError
 from retail_assets.settings import Settings
 
 START_TIMEOUT_S = 30
@@ -31,38 +29,21 @@ def binary() -> Path:
     return path
 
 
-class LocalBroker(Config):
+class LocalBroker(LocalServer):
     """The embedded broker's own configuration (a field of KafkaResource when it is the target)."""
 
-    home: str  # RETAIL_HOME: pid file and log under it
-    port: int
+    NAME = "kafka-broker"
+    CMDLINE_MARKER = "tansu"
 
     @classmethod
     def of(cls, settings: Settings) -> LocalBroker:
         return cls(home=str(settings.home), port=settings.kafka_port)
 
-    @property
-    def server(self) -> ManagedServer:
-        return ManagedServer(
-            name="kafka-broker",
-            home=Path(self.home),
-            host="127.0.0.1",
-            port=self.port,
-            cmdline_marker="tansu",
-        )
-
     def up(self) -> dict:
         """Start the broker (or find it running) and wait until it accepts clients."""
         url = f"tcp://127.0.0.1:{self.port}"
         cmd = [str(binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
-        Path(self.home).mkdir(parents=True, exist_ok=True)
-        return self.server.up(cmd, dict(os.environ), START_TIMEOUT_S)
-
-    def down(self) -> bool:
-        return self.server.down()
-
-    def status(self) -> dict:
-        return self.server.status()
+        return self.start(cmd, dict(os.environ), START_TIMEOUT_S)
 
 
 def ensure(settings: Settings) -> None:

@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 import pyspark
-from dagster import Config
 
-from retail_assets.servers.supervisor import ManagedServer, ServiceError
+from retail_assets.servers.supervisor import LocalServer, ServiceError
 from retail_assets.settings import Settings
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -40,15 +39,16 @@ def java_major_version() -> int:
     return int(match.group(2)) if major == 1 else major
 
 
-class LocalSparkServer(Config):
+class LocalSparkServer(LocalServer):
     """The embedded server's own configuration: where its state lives and how it listens.
 
     A field of SparkResource when the project runs the server itself (the embedded default),
     so a run starts the server from the resource's fields, not from the environment.
     """
 
-    home: str  # RETAIL_HOME: metastore, spark-tmp, pid file and log under it
-    port: int
+    NAME = "spark-connect"
+    CMDLINE_MARKER = SERVER_CLASS
+
     warehouse_dir: str
     driver_memory: str
 
@@ -59,16 +59,6 @@ class LocalSparkServer(Config):
             port=settings.spark_port,
             warehouse_dir=settings.warehouse_dir,
             driver_memory=settings.spark_driver_memory,
-        )
-
-    @property
-    def server(self) -> ManagedServer:
-        return ManagedServer(
-            name="spark-connect",
-            home=Path(self.home),
-            host="127.0.0.1",
-            port=self.port,
-            cmdline_marker=SERVER_CLASS,
         )
 
     def session_conf(self) -> dict[str, str]:
@@ -116,14 +106,7 @@ class LocalSparkServer(Config):
             PYSPARK_PYTHON=sys.executable,
             PYSPARK_DRIVER_PYTHON=sys.executable,
         )
-        Path(self.home).mkdir(parents=True, exist_ok=True)
-        return self.server.up(cmd, env, START_TIMEOUT_S)
-
-    def down(self) -> bool:
-        return self.server.down()
-
-    def status(self) -> dict:
-        return self.server.status()
+        return self.start(cmd, env, START_TIMEOUT_S)
 
 
 def ensure(settings: Settings) -> None:

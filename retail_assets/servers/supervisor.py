@@ -17,6 +17,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+
+from dagster import Config
 
 
 class ServiceError(RuntimeError):
@@ -163,6 +166,40 @@ class ManagedServer:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+class LocalServer(Config):
+    """A local server's configuration, as a resource field: where its state lives, its port.
+
+    Subclasses name the server and say how to start it (`up`); pid file, log, stop and
+    status are the same for every server.
+    """
+
+    NAME: ClassVar[str]
+    CMDLINE_MARKER: ClassVar[str]
+
+    home: str  # RETAIL_HOME: the server's state, pid file and log live under it
+    port: int
+
+    @property
+    def server(self) -> ManagedServer:
+        return ManagedServer(
+            name=self.NAME,
+            home=Path(self.home),
+            host="127.0.0.1",
+            port=self.port,
+            cmdline_marker=self.CMDLINE_MARKER,
+        )
+
+    def start(self, cmd: list[str], env: dict[str, str], timeout: float) -> dict:
+        Path(self.home).mkdir(parents=True, exist_ok=True)
+        return self.server.up(cmd, env, timeout)
+
+    def down(self) -> bool:
+        return self.server.down()
+
+    def status(self) -> dict:
+        return self.server.status()
 
 
 def _alive(pid: int) -> bool:
