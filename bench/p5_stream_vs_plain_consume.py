@@ -67,7 +67,7 @@ def measure(bench: Bench, quick: bool) -> dict:
         first = stream_pass("p5_first")
         # -- throughput: the same topic read by both, in this run
         produce(config, "p5", events(count, seed=5))
-        plain_s = plain_consume(config, "p5", topic_offsets(config, "p5").ends)
+        plain_s = plain_consume(config, "p5", topic_offsets(config, "p5", probe_end=True).ends)
         landed = stream_pass("p5")
         assert landed["input_rows"] == first["input_rows"] == count, (first, landed)
         say(f"p5: plain {count / plain_s:,.0f} events/s, app_events "

@@ -9,6 +9,7 @@ from dagster_pyspark.resources import spark_session_from_config
 from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.settings import Settings, env_fields
+from retail_assets.streaming.kafka_source import TIMEOUT_S, Offsets, topic_offsets
 
 
 class SparkResource(PySparkResource):
@@ -39,9 +40,6 @@ class KafkaResource(ConfigurableResource):
     sasl_mechanism: str = "PLAIN"
     sasl_username: str = ""
     sasl_password: str = ""
-    # Spark's source: "python" (this project's, over confluent-kafka) or "kafka" (Spark's own
-    # connector, where the cluster has its jar)
-    spark_source: str = "python"
     local_broker: LocalBroker | None = None  # set when the project runs the broker itself
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
@@ -61,6 +59,15 @@ class KafkaResource(ConfigurableResource):
                 "sasl.password": self.sasl_password,
             })  # fmt: skip
         return config
+
+    def offsets(self, timeout: float = TIMEOUT_S) -> Offsets:
+        """Where each partition of the topic starts and ends (empty: no topic yet)."""
+        return topic_offsets(self.client_config(), self.topic, timeout, self.probes_end)
+
+    @property
+    def probes_end(self) -> bool:
+        """Only the embedded broker (Tansu) lists a partition's end short of the true one."""
+        return self.local_broker is not None
 
 
 def spark_resource(settings: Settings) -> SparkResource:
@@ -84,7 +91,6 @@ def kafka_resource(settings: Settings) -> KafkaResource:
         topic="RETAIL_KAFKA_TOPIC",
         security_protocol="RETAIL_KAFKA_SECURITY_PROTOCOL",
         sasl_mechanism="RETAIL_KAFKA_SASL_MECHANISM",
-        spark_source="RETAIL_KAFKA_SPARK_SOURCE",
     )
     if fields.get("security_protocol", "").upper().startswith("SASL"):
         fields.update(

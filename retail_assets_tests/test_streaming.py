@@ -29,28 +29,37 @@ from retail_assets.definitions import defs
 from retail_assets.orchestration.jobs import app_events_job
 from retail_assets.orchestration.sensors import kafka_sensor
 from retail_assets.resources import KafkaResource, spark_resource
+from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.supervisor import ServiceError, free_port
 from retail_assets.storage.resource import StorageResource
 from retail_assets.streaming.events import events, produce
 from retail_assets.streaming.kafka_source import topic_offsets
 from retail_assets.transforms.events import parse_events
 
-TOPIC = "t_app_logs"
 START = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
 SPACING = timedelta(seconds=2)
 
 
-@pytest.fixture(scope="module")
-def stream(tmp_path_factory, kafka):
-    base = tmp_path_factory.mktemp("stream")
+def new_stream(base, settings, name):
+    """A stream of its own: topic, lake and databases no other test reads or writes."""
     storage = StorageResource(
         landing_dir=str(base / "landing"),
         lake_root=str(base / "lake"),
         exports_dir=str(base / "exports"),
-        lake_database="t_lake_stream",
-        warehouse_database="t_dwh_stream",
+        lake_database=f"t_lake_{name}",
+        warehouse_database=f"t_dwh_{name}",
     )
-    return storage, KafkaResource(bootstrap_servers=kafka, topic=TOPIC), []
+    kafka = KafkaResource(
+        bootstrap_servers=settings.kafka_bootstrap,
+        topic=f"t_{name}",
+        local_broker=LocalBroker.of(settings),  # the session's broker, already up
+    )
+    return storage, kafka, []
+
+
+@pytest.fixture
+def stream(request, tmp_path, settings, kafka):
+    return new_stream(tmp_path, settings, request.node.name.removeprefix("test_")[:40])
 
 
 def send(stream, count, seed, start, extra=None):
@@ -88,30 +97,37 @@ def test_end_offsets_see_the_true_end_despite_the_listed_watermark(kafka):
     probe = Consumer({**config, "group.id": "t"})
     _, listed = probe.get_watermark_offsets(TopicPartition("t_quirk", 0), timeout=10)
     probe.close()
-    assert topic_offsets(config, "t_quirk").ends["0"] == 500
+    assert topic_offsets(config, "t_quirk", probe_end=True).ends["0"] == 500
     assert listed < 500  # the quirk is real: a reader trusting this watermark stops short
+    assert topic_offsets(config, "t_quirk").ends["0"] == listed  # any other Kafka: trusted
 
 
 def test_produce_to_an_unreachable_broker_is_a_clear_error():
     config = {"bootstrap.servers": f"127.0.0.1:{free_port()}"}
     with pytest.raises(ServiceError, match="unreachable"):
-        produce(config, TOPIC, events(1, seed=1))
+        produce(config, "t_unreachable", events(1, seed=1))
 
 
 # ---------------------------------------------------------------- landing
 
 
-def test_produced_events_land_exactly_once_with_unknown_fields_kept(spark, settings, stream):
-    storage, kafka, sent = stream
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory, settings, spark, kafka):
+    """One pass over 900 events, one with an unknown nested field and one that is not JSON."""
+    stream = new_stream(tmp_path_factory.mktemp("landing"), settings, "landing")
+    _, kafka, sent = stream
     send(stream, 900, seed=1, start=START, extra={"campaign": "spring"})
     odd = {**next(events(1, 2, start=START)), "device": {"os": "ios", "version": 17}}
     produce(kafka.client_config(), kafka.topic, iter([odd]))
     sent.append(odd)
     raw = Producer({"bootstrap.servers": kafka.bootstrap_servers})
-    raw.produce(TOPIC, b"not json")
+    raw.produce(kafka.topic, b"not json")
     assert raw.flush(30) == 0
+    return stream, stream_pass(settings, stream)
 
-    metadata = stream_pass(settings, stream)
+
+def test_produced_events_land_exactly_once_with_unknown_fields_kept(spark, landing):
+    (storage, _, sent), metadata = landing
 
     rows = landed(spark, storage).collect()
     assert len(rows) == len(sent) + 1
@@ -134,8 +150,8 @@ def test_produced_events_land_exactly_once_with_unknown_fields_kept(spark, setti
     assert metadata["compacted_periods"].value["app_events"] == ["2025-05-01/10"]
 
 
-def test_window_counts_equal_a_count_over_the_landed_events(spark, stream):
-    storage, _, _ = stream
+def test_window_counts_equal_a_count_over_the_landed_events(spark, landing):
+    (storage, _, _), _ = landing
     events_ = landed(spark, storage).where("is_valid").collect()
     counted = Counter()
     for r in events_:
@@ -165,12 +181,14 @@ def test_each_record_is_parsed_once_per_schema(spark):
 
 
 def test_events_produced_between_runs_are_landed_by_the_next_run(spark, settings, stream):
-    storage, _, sent = stream
-    before = landed(spark, storage).count()
-    send(stream, 300, seed=3, start=START + 901 * SPACING)
+    storage, _, _ = stream
+    send(stream, 100, seed=3, start=START)
+    assert stream_pass(settings, stream)["input_rows"].value == 100
+    send(stream, 300, seed=3, start=START + 100 * SPACING)
     metadata = stream_pass(settings, stream)
     assert metadata["input_rows"].value == 300
-    assert landed(spark, storage).count() == before + 300
+    assert metadata["start_offsets"].value != metadata["end_offsets"].value
+    assert landed(spark, storage).count() == 400
 
 
 # ---------------------------------------------------------------- the sensor
@@ -186,8 +204,8 @@ def sensor_decision(stream, instance, kafka=None):
 def test_sensor_requests_a_run_only_for_uncommitted_events(spark, settings, stream):
     with DagsterInstance.ephemeral() as instance:
         idle = sensor_decision(stream, instance)
-        assert isinstance(idle, SkipReason) and "no events" in idle.skip_message
-        send(stream, 50, seed=4, start=START + 1300 * SPACING)
+        assert isinstance(idle, SkipReason) and "does not exist" in idle.skip_message
+        send(stream, 50, seed=4, start=START)
         request = sensor_decision(stream, instance)
         assert isinstance(request, RunRequest)
         assert request.tags["retail/lane"] == "streaming"
@@ -200,11 +218,12 @@ def test_sensor_requests_a_run_only_for_uncommitted_events(spark, settings, stre
 
     stream_pass(settings, stream)  # lands the 50
     with DagsterInstance.ephemeral() as instance:
-        assert isinstance(sensor_decision(stream, instance), SkipReason)
+        idle = sensor_decision(stream, instance)
+        assert isinstance(idle, SkipReason) and "no events" in idle.skip_message
 
 
 def test_sensor_skips_with_the_reason_when_the_broker_is_down(stream):
-    down = KafkaResource(bootstrap_servers=f"127.0.0.1:{free_port()}", topic=TOPIC)
+    down = KafkaResource(bootstrap_servers=f"127.0.0.1:{free_port()}", topic=stream[1].topic)
     with DagsterInstance.ephemeral() as instance:
         decision = sensor_decision(stream, instance, kafka=down)
     assert isinstance(decision, SkipReason) and "not reachable" in decision.skip_message
@@ -213,23 +232,31 @@ def test_sensor_skips_with_the_reason_when_the_broker_is_down(stream):
 # ---------------------------------------------------------------- kill -9
 
 
-def retail_stream(topic):
-    env = {**os.environ, "RETAIL_KAFKA_TOPIC": topic}
+KILL_ENV = {"RETAIL_KAFKA_TOPIC": "t_kill", "RETAIL_LAKE_DB": "t_lake_kill",
+            "RETAIL_DWH_DB": "t_dwh_kill"}  # fmt: skip
+
+
+def retail_stream():
+    env = {**os.environ, **KILL_ENV}
     return subprocess.Popen(
         [sys.executable, "-m", "retail_assets.cli", "stream"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 
 
-def test_a_run_killed_mid_batch_then_run_again_lands_each_event_once(spark, settings, kafka):
+def test_a_run_killed_mid_batch_then_run_again_lands_each_event_once(
+    spark, settings, kafka, monkeypatch
+):
     from retail_assets.storage.resource import storage_resource
 
-    topic, count = "t_kill", 40_000
+    topic, count = KILL_ENV["RETAIL_KAFKA_TOPIC"], 40_000
     report = produce({"bootstrap.servers": kafka}, topic, events(count, seed=5, start=START))
     assert report["delivered"] == count
-    storage = storage_resource(settings)
+    for name, value in KILL_ENV.items():
+        monkeypatch.setenv(name, value)
+    storage = storage_resource(settings)  # the CLI's, on the test's own databases
     checkpoint = storage.checkpoint_uri(topic, "app_events")
-    first = retail_stream(topic)
+    first = retail_stream()
     try:
         deadline = time.monotonic() + 240
         while not os.path.exists(f"{checkpoint}/offsets/0"):  # the batch is planned, running
@@ -244,7 +271,7 @@ def test_a_run_killed_mid_batch_then_run_again_lands_each_event_once(spark, sett
     # not corrupt it: the next pass takes over.
     orphan = start_orphan(spark, settings, storage, topic)
     more = produce({"bootstrap.servers": kafka}, topic, events(2000, seed=6, start=START))
-    second = retail_stream(topic)
+    second = retail_stream()
     output = second.communicate(timeout=600)[0].decode()
     assert second.returncode == 0, output[-3000:]
     assert not orphan.isActive
@@ -264,8 +291,12 @@ def start_orphan(spark, settings, storage, topic):
     from retail_assets.streaming.kafka_source import KafkaSource
 
     spark.dataSource.register(KafkaSource)
-    kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap, topic=topic)
-    writer = stream_writer(spark, kafka, storage, EVENTS, {}, 200_000)
+    kafka = KafkaResource(
+        bootstrap_servers=settings.kafka_bootstrap,
+        topic=topic,
+        local_broker=LocalBroker.of(settings),
+    )
+    writer = stream_writer(spark, kafka, storage, EVENTS, {})
     return writer.queryName("orphan").trigger(processingTime="2 seconds").start()
 
 
@@ -278,7 +309,7 @@ def test_retail_produce_adds_the_extra_field_to_every_event(kafka):
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["delivered"] == 40
     config = {"bootstrap.servers": kafka}
-    ends = topic_offsets(config, "t_cli").ends
+    ends = topic_offsets(config, "t_cli", probe_end=True).ends
     reader = Consumer({**config, "group.id": "t_cli", "enable.partition.eof": True})
     reader.assign([TopicPartition("t_cli", int(p), 0) for p in ends])
     bodies, deadline = [], time.monotonic() + 30
@@ -297,35 +328,34 @@ def test_retail_produce_adds_the_extra_field_to_every_event(kafka):
 # ---------------------------------------------------------------- small pure parts
 
 
-@pytest.mark.parametrize(
-    "source_line",
-    ['{"0": 7, "1": 9}', '{"t": {"0": 7, "1": 9}}'],  # this project's source; Spark's connector
-)
-def test_the_checkpoint_says_what_the_newest_committed_batch_reached(tmp_path, source_line):
+def write_checkpoint(path, entries, committed):
+    (path / "offsets").mkdir()
+    (path / "commits").mkdir()
+    for batch, entry in enumerate(entries):
+        (path / "offsets" / str(batch)).write_text(entry)
+    for batch in committed:
+        (path / "commits" / str(batch)).write_text("v1\n{}")
+    (path / "commits" / ".1.crc").write_text("")  # Spark's checksum files are not batches
+
+
+def test_the_checkpoint_says_what_the_newest_committed_batch_reached(tmp_path):
     from retail_assets.storage.checkpoints import last_commit
     from retail_assets.storage.lake import Lake
 
-    for batch, line in ((0, '{"0": 3, "1": 4}'), (1, source_line), (2, '{"0": 8, "1": 9}')):
-        (tmp_path / "offsets").mkdir(exist_ok=True)
-        (tmp_path / "offsets" / str(batch)).write_text(f'v1\n{{"batchWatermarkMs":0}}\n{line}')
-    (tmp_path / "commits").mkdir()
-    for batch in (0, 1):  # batch 2 is planned, not committed
-        (tmp_path / "commits" / str(batch)).write_text("v1\n{}")
-    (tmp_path / "commits" / ".1.crc").write_text("")
+    meta = '{"batchWatermarkMs":0,"batchTimestampMs":1}'
+    entries = [f"v1\n{meta}\n{line}" for line in ('{"0":3}', '{"0":7,"1":9}', '{"0":8,"1":9}')]
+    write_checkpoint(tmp_path, entries, committed=(0, 1))  # batch 2 is planned, not committed
     commit = last_commit(Lake(str(tmp_path)))
     assert (commit.batch, commit.offsets) == (1, {"0": 7, "1": 9})
 
 
-def test_sasl_settings_reach_spark_connector_as_java_client_options():
-    from retail_assets.streaming.kafka_source import java_client_options
+def test_an_offsets_log_of_another_format_is_a_clear_error(tmp_path):
+    from retail_assets.storage.checkpoints import last_commit
+    from retail_assets.storage.lake import Lake
 
-    options = java_client_options({
-        "bootstrap.servers": "b:9092", "security.protocol": "SASL_SSL",
-        "sasl.mechanisms": "PLAIN", "sasl.username": "u", "sasl.password": "p",
-    })  # fmt: skip
-    assert options["kafka.security.protocol"] == "SASL_SSL"
-    assert options["kafka.sasl.mechanism"] == "PLAIN"
-    assert 'username="u" password="p"' in options["kafka.sasl.jaas.config"]
+    write_checkpoint(tmp_path, ['v2\n{}\n{"0":3}'], committed=(0,))
+    with pytest.raises(ValueError, match="offsets log 'v2'"):
+        last_commit(Lake(str(tmp_path)))
 
 
 def test_a_batch_reads_each_partition_in_slices_that_cover_its_offsets_once():

@@ -31,8 +31,6 @@ from retail_assets.streaming.kafka_source import (
     KafkaSource,
     behind_checkpoint,
     capped,
-    java_client_options,
-    topic_offsets,
 )
 from retail_assets.transforms.events import parse_events, window_counts
 
@@ -43,24 +41,16 @@ TRANSFORMS: dict[str, Callable[[DataFrame], DataFrame]] = {
 }
 
 
-IDLE_TIMEOUT_S = 900
-
-
 class AppEventsConfig(Config):
     max_per_partition: int = 200_000  # records of each partition one run reads at most
 
 
 def stream_writer(
-    spark: SparkSession,
-    kafka: KafkaResource,
-    storage: StorageResource,
-    name: str,
-    ending: dict[str, int],
-    per_partition: int,
+    spark: SparkSession, kafka: KafkaResource, storage: StorageResource, name: str, ending: dict
 ) -> DataStreamWriter:
     """Query `name` up to the offsets `ending`, its tables made ready first."""
     table = storage.stream_table(name)
-    stream = TRANSFORMS[name](kafka_records(spark, kafka, ending, per_partition))
+    stream = TRANSFORMS[name](kafka_records(spark, kafka, ending))
     table.ensure(spark, stream.withColumn("batch_id", F.lit("")))
     return (
         stream.writeStream.queryName(name)
@@ -69,104 +59,70 @@ def stream_writer(
     )
 
 
-def run_query(
-    writer: DataStreamWriter, storage: StorageResource, topic: str, name: str, ending: dict
-) -> None:
-    """One pass of query `name`, up to the offsets `ending`.
-
-    The events query runs availableNow. The window counts run on a processing-time trigger
-    until they have caught up and gone idle: Spark emits a window in append mode only in a
-    batch after the one whose watermark passed it, and with this source availableNow stops
-    after one batch, which would leave the closed windows for the next run.
-    """
-    if name == EVENTS:
-        # availableNow runs one batch with this source; a batch left planned by a killed run
-        # is re-run first, so go on until the pass's end is reached (or nothing moves).
-        commit = None
-        while True:
-            query = writer.trigger(availableNow=True).start()
-            query.awaitTermination()
-            failed(query)
-            previous, commit = commit, storage.last_commit(topic, name)
-            if reached(commit, ending) or commit == previous:
-                return
-    query = writer.trigger(processingTime="1 second").start()
-    try:
-        wait_until_idle(query, storage, topic, name, ending)
-    finally:
-        query.stop()
-    failed(query)
-
-
-def failed(query) -> None:
-    if query.exception() is not None:
-        raise RuntimeError(f"streaming query {query.name} failed: {query.exception()}")
-
-
-def reached(commit: Commit | None, ending: dict[str, int]) -> bool:
-    return commit is not None and all(commit.offsets.get(p, 0) >= e for p, e in ending.items())
-
-
-def kafka_records(
-    spark: SparkSession, kafka: KafkaResource, ending: dict[str, int], per_partition: int
-) -> DataFrame:
-    """The topic as a stream of RAW_SCHEMA rows, through the configured source: this
-    project's Python source (default), or Spark's own connector where a cluster has it."""
-    if kafka.spark_source == "kafka":
-        cap = per_partition * max(len(ending), 1)  # this connector caps a whole batch
-        return (
-            spark.readStream.format("kafka")
-            .options(**java_client_options(kafka.client_config()))
-            .option("subscribe", kafka.topic)
-            .option("startingOffsets", "earliest")
-            .option("failOnDataLoss", "true")
-            .option("maxOffsetsPerTrigger", str(cap))
-            .load()
-            .select(
-                F.col("partition").alias("kafka_partition"),
-                F.col("offset").alias("kafka_offset"),
-                F.col("timestamp").alias("kafka_timestamp"),
-                F.col("key").cast("string").alias("key"),
-                F.col("value").cast("string").alias("value"),
-            )
-        )
+def kafka_records(spark: SparkSession, kafka: KafkaResource, ending: dict[str, int]) -> DataFrame:
+    """The topic as a stream of RAW_SCHEMA rows, ending at the offsets `ending`."""
     return (
         spark.readStream.format(KafkaSource.name())
         .option("topic", kafka.topic)
         .options(**{CONFIG_PREFIX + k: v for k, v in kafka.client_config().items()})
         .option("endingOffsets", json.dumps(ending))
+        .option("probeEnd", str(kafka.probes_end).lower())
         .load()
     )
 
 
-def wait_until_idle(
-    query, storage: StorageResource, topic: str, name: str, ending: dict[str, int]
-) -> None:
-    """Until the query has committed `ending` and has nothing left to run (no data, no
-    watermark batch pending)."""
-    deadline = time.monotonic() + IDLE_TIMEOUT_S
-    while query.isActive:
-        commit = storage.last_commit(topic, name)
-        status = query.status
-        if reached(commit, ending) and not (status["isDataAvailable"] or status["isTriggerActive"]):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"streaming query {name} did not catch up within {IDLE_TIMEOUT_S}s")
-        time.sleep(0.5)
+def run_query(writer: DataStreamWriter) -> list:
+    """One pass of a query: its progress reports, one per trigger.
+
+    processAllAvailable returns once the source has nothing new and no batch is due: that
+    includes a batch left planned by a killed run (re-run first, with its own offsets) and
+    the no-data batch in which the window counts emit the windows their watermark closed
+    (append mode emits a window only in a batch after the one that passed it).
+    """
+    query = writer.start()
+    try:
+        query.processAllAvailable()
+        return query.recentProgress
+    finally:
+        query.stop()
 
 
-def pass_summary(
-    before: Commit | None, after: Commit | None, start: dict[str, int], seconds: float
-) -> dict:
-    """What one pass read: from `start` (where `before` left off) to the commit `after`."""
-    if after is None:
-        return {"batches": 0, "input_rows": 0, "rows_per_second": 0.0}
-    rows = sum(o - start.get(p, 0) for p, o in after.offsets.items())
+def pass_summary(progress: list, before: Commit, seconds: float) -> dict:
+    """What one pass read from where `before` left off, from the query's progress reports
+    (in order; a trigger without "addBatch" ran no batch)."""
+    ran = [p for p in progress if "addBatch" in p.durationMs]
+    rows = sum(p.numInputRows for p in ran)
     return {
-        "batches": after.batch - (before.batch if before else -1),
+        "batches": len(ran),
+        "last_batch": max([p.batchId for p in ran], default=before.batch),
         "input_rows": rows,
         "rows_per_second": round(rows / seconds, 1) if seconds else 0.0,
+        "start_offsets": before.offsets,
+        "end_offsets": json.loads(ran[-1].sources[0].endOffset) if ran else before.offsets,
     }
+
+
+def stream_pass(
+    session: SparkSession,
+    kafka: KafkaResource,
+    storage: StorageResource,
+    name: str,
+    before: Commit,
+    ending: dict[str, int],
+) -> dict:
+    """Query `name` from its checkpoint (`before`) to `ending`; an error if it stops short."""
+    began, progress = time.monotonic(), []
+    if any(e > before.offsets.get(p, 0) for p, e in ending.items()):
+        progress = run_query(stream_writer(session, kafka, storage, name, ending))
+    summary = pass_summary(progress, before, time.monotonic() - began)
+    short = {p: (summary["end_offsets"].get(p, 0), e) for p, e in ending.items()
+             if summary["end_offsets"].get(p, 0) < e}  # fmt: skip
+    if short:
+        raise RuntimeError(
+            f"streaming query {name} stopped short of the pass's end (partition: (reached, "
+            f"end)) {short}; the next run goes on from its checkpoint"
+        )
+    return summary
 
 
 @asset(group_name="streaming", kinds={"spark", "kafka"})
@@ -181,34 +137,21 @@ def app_events(
     retail_dwh.app_event_counts (per eventType, 5-minute windows, watermark 10 minutes)."""
     session = spark.spark_session
     session.dataSource.register(KafkaSource)
-    starts, ends = topic_offsets(kafka.client_config(), kafka.topic)  # both queries' end
+    starts, ends = kafka.offsets()  # both queries' end
 
-    passes, compacted = {}, {}
+    summary, compacted = {}, {}
     for name in (EVENTS, COUNTS):
-        before = storage.last_commit(kafka.topic, name)
-        start = position(before, starts)
-        behind_checkpoint(start, ends)
-        ending = capped(start, ends, config.max_per_partition)
-        began = time.monotonic()
-        if any(e > start.get(p, 0) for p, e in ending.items()):
-            writer = stream_writer(session, kafka, storage, name, ending, config.max_per_partition)
-            run_query(writer, storage, kafka.topic, name, ending)
-        after = storage.last_commit(kafka.topic, name)
-        passes[name] = (before, start, after, time.monotonic() - began)
-        table = storage.stream_table(name)
-        compacted[name] = table.compact(session, after.batch if after else None, datetime.now(UTC))
-    now = topic_offsets(kafka.client_config(), kafka.topic).ends
-    summary = {}
-    for name, (before, start, after, seconds) in passes.items():
-        reached = position(after, starts)
-        summary[name] = {
-            **pass_summary(before, after, start, seconds),
-            "start_offsets": start,
-            "end_offsets": reached,
-            "remaining_lag": lag(now, reached),
-        }
-        context.log.info(f"{name}: {summary[name]['input_rows']} records in "
-                         f"{summary[name]['batches']} batches")  # fmt: skip
+        before = position(storage.last_commit(kafka.topic, name), starts)
+        behind_checkpoint(before.offsets, ends)
+        ending = capped(before.offsets, ends, config.max_per_partition)
+        summary[name] = stream_pass(session, kafka, storage, name, before, ending)
+        compacted[name] = storage.stream_table(name).compact(
+            session, summary[name]["last_batch"], datetime.now(UTC)
+        )
+    now = kafka.offsets().ends
+    for name, report in summary.items():
+        report["remaining_lag"] = lag(now, report["end_offsets"])
+        context.log.info(f"{name}: {report['input_rows']} records in {report['batches']} batches")
     events, table = summary[EVENTS], storage.stream_table(EVENTS).name
     latest = []
     if session.catalog.tableExists(table):

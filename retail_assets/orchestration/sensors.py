@@ -25,7 +25,7 @@ from retail_assets.storage.checkpoints import lag, position
 from retail_assets.storage.hours import hour_of
 from retail_assets.storage.landing import scan_landing
 from retail_assets.storage.resource import StorageResource
-from retail_assets.streaming.kafka_source import behind_checkpoint, topic_offsets
+from retail_assets.streaming.kafka_source import behind_checkpoint
 
 
 def quiet_hours(last_hour: str | None, key: str) -> list[str]:
@@ -126,12 +126,12 @@ def kafka_sensor(
     if running:
         return SkipReason(f"run {running[0].dagster_run.run_id} of the stream is in flight")
     try:
-        starts, ends = topic_offsets(kafka.client_config(), kafka.topic, timeout=10)
+        starts, ends = kafka.offsets(timeout=10)
     except KafkaException as error:
         return SkipReason(f"Kafka at {kafka.bootstrap_servers} is not reachable: {error}")
     if not ends:
         return SkipReason(f"topic {kafka.topic} does not exist yet")
-    at = position(storage.last_commit(kafka.topic, EVENTS), starts)
+    at = position(storage.last_commit(kafka.topic, EVENTS), starts).offsets
     try:
         behind_checkpoint(at, ends)
     except KafkaException as error:

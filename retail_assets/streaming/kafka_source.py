@@ -3,11 +3,11 @@
 Spark here has no Kafka connector (docs/design.md §4), so this source reads with confluent-kafka:
 offsets are {"<partition>": next offset}, a micro-batch reads [start, end) of each partition,
 and the query's checkpoint holds the offsets, so a restart re-reads exactly the batch it had
-not committed. Where a cluster has the official connector, `format("kafka")` is a setting.
+not committed.
 
-The end of a partition is found by reading from the listed high watermark until the fetch
-says end-of-partition: Tansu lists the last batch's base offset + 1 rather than the true end
-(docs/design.md §3), and a fetch response carries the true high watermark.
+Against the embedded broker only, the end of a partition is found by reading from the listed
+high watermark until the fetch says end-of-partition: Tansu lists the last batch's base offset
++ 1 rather than the true end (docs/design.md §3). Any Kafka lists the true end.
 """
 
 from __future__ import annotations
@@ -48,49 +48,48 @@ class Offsets(NamedTuple):
     ends: dict[str, int]  # {"<partition>": true end offset}
 
 
-def topic_offsets(config: dict[str, str], topic: str, timeout: float = TIMEOUT_S) -> Offsets:
-    """Where each partition of the topic starts and ends; empty if the topic does not exist."""
+def topic_offsets(
+    config: dict[str, str], topic: str, timeout: float = TIMEOUT_S, probe_end: bool = False
+) -> Offsets:
+    """Where each partition of the topic starts and ends; empty if the topic does not exist.
+
+    `probe_end` (the embedded broker): the listed end is not to be trusted, read to the end.
+    """
     client = consumer(config)
     try:
         metadata = client.list_topics(topic, timeout=timeout).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
             return Offsets({}, {})
-        starts, positions = {}, []
+        starts, listed = {}, {}
         for partition in sorted(metadata.partitions):
-            low, listed = client.get_watermark_offsets(
+            low, high = client.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=timeout
             )
-            starts[str(partition)] = low
-            positions.append(TopicPartition(topic, partition, max(listed - 1, low)))
-        client.assign(positions)
-        ends: dict[str, int] = {}
-        deadline = time.monotonic() + timeout
-        while len(ends) < len(positions):
-            if time.monotonic() > deadline:
-                raise KafkaException(f"no end-of-partition from {topic} within {timeout}s")
-            message = client.poll(0.2)
-            if message is not None and message.error() is not None:
-                if message.error().code() != KafkaError._PARTITION_EOF:
-                    raise KafkaException(message.error())
-                ends[str(message.partition())] = message.offset()
-        return Offsets(starts, {p: ends[p] for p in starts})
+            starts[str(partition)], listed[str(partition)] = low, high
+        if not probe_end:
+            return Offsets(starts, listed)
+        return Offsets(starts, read_to_end(client, topic, starts, listed, timeout))
     finally:
         client.close()
 
 
-def java_client_options(config: dict[str, str]) -> dict[str, str]:
-    """The librdkafka settings as Spark's own Kafka connector (the Java client) takes them."""
-    options = {
-        "kafka.bootstrap.servers": config["bootstrap.servers"],
-        "kafka.security.protocol": config.get("security.protocol", "PLAINTEXT"),
-    }
-    if "sasl.username" in config:
-        options["kafka.sasl.mechanism"] = config["sasl.mechanisms"]
-        options["kafka.sasl.jaas.config"] = (
-            "org.apache.kafka.common.security.plain.PlainLoginModule required "
-            f'username="{config["sasl.username"]}" password="{config["sasl.password"]}";'
-        )
-    return options
+def read_to_end(
+    client: Consumer, topic: str, starts: dict[str, int], listed: dict[str, int], timeout: float
+) -> dict[str, int]:
+    """The true end of each partition: the offset at which a fetch from the listed end's
+    last record reports end-of-partition."""
+    client.assign([TopicPartition(topic, int(p), max(listed[p] - 1, starts[p])) for p in starts])
+    ends: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    while len(ends) < len(starts):
+        if time.monotonic() > deadline:
+            raise KafkaException(f"no end-of-partition from {topic} within {timeout}s")
+        message = client.poll(0.2)
+        if message is not None and message.error() is not None:
+            if message.error().code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(message.error())
+            ends[str(message.partition())] = message.offset()
+    return {p: ends[p] for p in starts}
 
 
 def capped(start: dict[str, int], end: dict[str, int], per_partition: int) -> dict[str, int]:
@@ -174,16 +173,20 @@ class KafkaStreamReader(DataSourceStreamReader):
         self.config = {k[len(CONFIG_PREFIX) :]: v for k, v in options.items()
                        if k.startswith(CONFIG_PREFIX)}  # fmt: skip
         self.topic = options["topic"]
+        self.probe_end = options.get("probeEnd") == "true"
         # The run's planned end (the asset caps a run); absent: everything available.
         self.planned = json.loads(options.get("endingOffsets") or "{}")
 
+    def offsets(self) -> Offsets:
+        return topic_offsets(self.config, self.topic, probe_end=self.probe_end)
+
     def initialOffset(self) -> dict:
-        return topic_offsets(self.config, self.topic).starts
+        return self.offsets().starts
 
     def latestOffset(self) -> dict:
         """The run's planned end (read from the broker by the run just before), else the
         broker's end: asking the broker again would cost each query start a round of requests."""
-        return self.planned or topic_offsets(self.config, self.topic).ends
+        return self.planned or self.offsets().ends
 
     def partitions(self, start: dict, end: dict) -> list[KafkaSlice]:
         behind_checkpoint(start, end)
@@ -201,7 +204,8 @@ class KafkaStreamReader(DataSourceStreamReader):
 
 
 class KafkaSource(DataSource):
-    """`spark.readStream.format("retail_kafka").option("topic", …).option("kafka.<setting>", …)`"""
+    """`spark.readStream.format("retail_kafka").option("topic", …).option("kafka.<setting>", …)`,
+    optionally `.option("endingOffsets", json)` and `.option("probeEnd", "true")`."""
 
     @classmethod
     def name(cls) -> str:
