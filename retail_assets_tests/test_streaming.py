@@ -31,10 +31,10 @@ from retail_assets.orchestration.sensors import kafka_sensor
 from retail_assets.resources import KafkaResource, spark_resource
 from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.supervisor import ServiceError, free_port
-from retail_assets.storage.resource import StorageResource
 from retail_assets.streaming.events import events, produce
 from retail_assets.streaming.kafka_source import topic_offsets
 from retail_assets.transforms.events import parse_events
+from retail_assets_tests.helpers import make_storage
 
 START = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
 SPACING = timedelta(seconds=2)
@@ -42,13 +42,7 @@ SPACING = timedelta(seconds=2)
 
 def new_stream(base, settings, name):
     """A stream of its own: topic, lake and databases no other test reads or writes."""
-    storage = StorageResource(
-        landing_dir=str(base / "landing"),
-        lake_root=str(base / "lake"),
-        exports_dir=str(base / "exports"),
-        lake_database=f"t_lake_{name}",
-        warehouse_database=f"t_dwh_{name}",
-    )
+    storage = make_storage(base, name)
     kafka = KafkaResource(
         bootstrap_servers=settings.kafka_bootstrap,
         topic=f"t_{name}",
