@@ -25,6 +25,7 @@ setup(
         # Charts in the UI's metadata, rendered headless (Agg).
         "matplotlib>=3.8,<4",
     ],
-    extras_require={"dev": ["pytest>=8,<10", "ruff>=0.6", "uv>=0.5"]},
+    # playwright: the UI's browser test drives Debian's Chromium (retail_assets_tests/test_ui.py).
+    extras_require={"dev": ["pytest>=8,<10", "ruff>=0.6", "uv>=0.5", "playwright>=1.50,<2"]},
     entry_points={"console_scripts": ["retail=retail_assets.cli:main"]},
 )

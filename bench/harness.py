@@ -47,6 +47,7 @@ class Bench:
             RETAIL_SPARK_PORT=str(free_port()),
             RETAIL_KAFKA_PORT=str(free_port()),
             DAGSTER_HOME=str(self.home / "dagster"),
+            RETAIL_PARTITIONS_START=f"{START:%Y-%m-%d}-00:00",  # benchmarks replay from START
         )
         from retail_assets.settings import Settings, prepare_dagster_home
 

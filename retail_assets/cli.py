@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -13,9 +14,13 @@ from pathlib import Path
 
 from retail_assets.dev.replay import ReplayError
 from retail_assets.servers.supervisor import ServiceError
-from retail_assets.settings import CHECKOUT_DIR, Settings, prepare_dagster_home
-
-DEMO_START = "2025-06-01-22:00"  # crosses midnight: two ingest days
+from retail_assets.settings import (
+    CHECKOUT_DIR,
+    Settings,
+    prepare_dagster_home,
+    record_partitions_start,
+)
+from retail_assets.storage.resource import storage_resource
 
 
 def serve(server, action: str) -> int:
@@ -106,14 +111,15 @@ def cmd_replay(args, settings: Settings) -> int:
 
 def cmd_demo(args, settings: Settings) -> int:
     from retail_assets.dev.generator import generate
-    from retail_assets.dev.replay import replay
+    from retail_assets.dev.replay import recent_start, replay
     from retail_assets.servers import spark_connect
 
     spark_connect.ensure(settings)  # server problems surface before any run starts
     source = settings.home / "demo_source"
     generate(source, args.groups, args.rows, args.seed)
     print(f"generated {args.groups} groups of {args.rows} rows in {source}")
-    return 0 if replay(source, args.start, None) else 1
+    start = args.start or recent_start(args.groups, dt.datetime.now(dt.UTC))
+    return 0 if replay(source, start, None) else 1
 
 
 def _jsonable(value):
@@ -138,17 +144,53 @@ def cmd_sql(args, settings: Settings) -> int:
     return 0
 
 
+def local_servers(settings: Settings) -> list:
+    """The embedded servers these settings run (none for a remote Spark or Kafka)."""
+    from retail_assets.servers.kafka_broker import LocalBroker
+    from retail_assets.servers.spark_connect import LocalSparkServer
+
+    local = [
+        (LocalSparkServer.of(settings), settings.manages_local_spark),
+        (LocalBroker.of(settings), settings.manages_local_kafka),
+    ]
+    return [server for server, managed in local if managed]
+
+
 def cmd_ui(args, settings: Settings) -> int:
+    """dagster dev (webserver + daemon) until Ctrl-C / SIGTERM; then it stops, and so do the
+    embedded servers its runs started (a server running before `retail ui` is left running)."""
+    import subprocess
+
     workspace = CHECKOUT_DIR / "workspace.yaml"
     dagster = str(Path(sys.executable).with_name("dagster"))  # the venv's, PATH or not
     command = [dagster, "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
-    # A shell's background job ignores SIGINT and exec keeps that: restore the defaults so
-    # Ctrl-C / kill -INT stops dagster dev cleanly, and give it its own process group.
+    started_here = [server for server in local_servers(settings) if not server.status()["running"]]
+    stopping, children = [], []
+
+    def stop(signum, _frame):
+        """Ctrl-C / SIGTERM: dagster dev shuts down cleanly; a second one kills it."""
+        stopping.append(signum)
+        for child in children:
+            child.send_signal(signal.SIGINT if len(stopping) == 1 else signal.SIGKILL)
+
+    # Handled here before the child starts, so it starts with the default dispositions (a
+    # shell's background job ignores SIGINT, and an ignored signal is inherited); in its own
+    # session, so the terminal's Ctrl-C reaches it once, through here.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_DFL)
-    if os.getpgrp() != os.getpid():
-        os.setpgid(0, 0)
-    os.execvp(command[0], command)
+        signal.signal(signum, stop)
+    child = subprocess.Popen(command, start_new_session=True)
+    children.append(child)
+    if stopping:  # a signal came while it was starting
+        child.send_signal(signal.SIGINT)
+    try:
+        code = child.wait()
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # what dagster dev left of its group
+            os.killpg(child.pid, signal.SIGKILL)
+        for server in started_here:
+            if server.status()["running"]:
+                server.down()
+    return 0 if stopping else code
 
 
 def cmd_bench(args, settings: Settings) -> int:
@@ -210,7 +252,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--groups", type=int, default=6)
     demo.add_argument("--rows", type=int, default=1500)
     demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--start", default=DEMO_START)
+    demo.add_argument("--start", help="first arrival hour, YYYY-MM-DD-HH:00 (UTC); default: the "
+                      "latest 22:00 from which every group has arrived by now")  # fmt: skip
     demo.set_defaults(func=cmd_demo)
 
     sql = sub.add_parser("sql", help="run Spark SQL on the warehouse")
@@ -236,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
     prepare_dagster_home(settings)
+    try:  # a home made before the start was recorded has older hours: they stay partitions
+        record_partitions_start(settings, storage_resource(settings).first_raw_hour())
+    except ValueError as error:
+        print(f"retail: warning: the lake's {error}", file=sys.stderr)
     try:
         return args.func(args, settings)
     except (ServiceError, ReplayError) as error:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKOUT_DIR = PACKAGE_DIR.parent
 DEFAULT_SPARK_PORT = 15002
 DEFAULT_KAFKA_PORT = 19092
+PARTITIONS_START_FILE = "partitions_start"  # under RETAIL_HOME
 
 
 def _default_home() -> Path:
@@ -71,10 +73,50 @@ class Settings:
             spark_remote=env("RETAIL_SPARK_REMOTE") or local_spark_url(port),
             spark_master=env("RETAIL_SPARK_MASTER") or "",
             spark_driver_memory=env("RETAIL_SPARK_DRIVER_MEMORY") or "6g",
-            partitions_start=env("RETAIL_PARTITIONS_START") or "2024-01-01-00:00",
+            partitions_start=env("RETAIL_PARTITIONS_START") or _recorded_start(home),
             kafka_port=kafka_port,
             kafka_bootstrap=env("RETAIL_KAFKA_BOOTSTRAP") or local_kafka_address(kafka_port),
         )
+
+
+def _recorded_start(home: Path) -> str:
+    """The home's first hourly partition as recorded (record_partitions_start), else today."""
+    recorded = home / PARTITIONS_START_FILE
+    if recorded.exists():
+        return recorded.read_text(encoding="utf-8").strip()
+    return f"{datetime.now(UTC):%Y-%m-%d}-00:00"
+
+
+def record_partitions_start(settings: Settings, earliest: str | None = None) -> str:
+    """Fix where this home's hourly partitions start, so the UI offers the hours that hold
+    data and not years of empty ones: the first time, at the earliest hour the lake holds or
+    today 00:00 UTC; later only earlier, when a replay brings an older hour (`earliest`).
+
+    A start set by RETAIL_PARTITIONS_START is the user's: never written, and an older hour is
+    an error naming it. The start is read when the code location loads, so a running
+    `retail ui` shows an earlier one after a reload.
+    """
+    start = settings.partitions_start
+    if earliest is None or earliest >= start:
+        if not os.environ.get("RETAIL_PARTITIONS_START"):
+            _write_start(settings.home, start)
+        return start
+    if os.environ.get("RETAIL_PARTITIONS_START"):
+        raise ValueError(
+            f"hour {earliest} is before RETAIL_PARTITIONS_START={start}, so it is no "
+            "partition; set an earlier start to use it"
+        )
+    _write_start(settings.home, earliest)
+    return earliest
+
+
+def _write_start(home: Path, start: str) -> None:
+    recorded = home / PARTITIONS_START_FILE
+    if not recorded.exists() or recorded.read_text(encoding="utf-8").strip() != start:
+        home.mkdir(parents=True, exist_ok=True)
+        staging = recorded.with_suffix(".tmp")
+        staging.write_text(start + "\n", encoding="utf-8")
+        staging.replace(recorded)
 
 
 def env_fields(**variables: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ os.environ.update(
     RETAIL_SPARK_DRIVER_MEMORY="2g",
     RETAIL_KAFKA_PORT=str(free_port()),
     DAGSTER_HOME=str(_HOME / "dagster"),
+    RETAIL_PARTITIONS_START="2024-01-01-00:00",  # the tests replay fixed hours of 2025
 )
 for name in (
     "RETAIL_LANDING_DIR",

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance
+from dagster import AssetKey, DagsterEventType, DagsterInstance
 
-from retail_assets.assets.partitions import RANGE_END, RANGE_START
-from retail_assets.definitions import batch_definitions
+from retail_assets.definitions import batch_definitions, defs
+from retail_assets.orchestration.jobs import RANGE_END, RANGE_START
 from retail_assets.storage.landing import FILE_KINDS
 from retail_assets.storage.resource import StorageResource
 
@@ -146,3 +146,21 @@ def first_arrivals(source):
 def last_attributes(rows, key, fields):
     """The attributes of each id from its last row in file order (as of one group)."""
     return {r[key]: tuple(r[f] for f in fields) for r in sorted(rows, key=lambda r: r["line"])}
+
+
+def declared_columns(asset: str) -> list[tuple[str, str]]:
+    """(name, type) of the columns the code location declares for `asset` (the UI's schema)."""
+    schema = defs.resolve_asset_graph().get(AssetKey(asset)).metadata["dagster/column_schema"]
+    return [(column.name, column.type) for column in schema.columns]
+
+
+def written_columns(spark, storage: StorageResource, asset: str) -> list[tuple[str, str]]:
+    """(name, type) of the columns of `asset`'s table as Spark wrote it, in `storage`'s
+    databases (the tests' own, where the code location names the default ones)."""
+    database, table = (
+        defs.resolve_asset_graph().get(AssetKey(asset)).metadata["dagster/table_name"].split(".")
+    )
+    ours = {StorageResource.model_fields[field].default: getattr(storage, field)
+            for field in ("lake_database", "warehouse_database")}  # fmt: skip
+    schema = spark.table(f"{ours[database]}.{table}").schema
+    return [(field.name, field.dataType.simpleString()) for field in schema]

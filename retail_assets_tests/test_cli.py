@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from retail_assets.cli import DEMO_START
 from retail_assets.servers import spark_connect
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import ServiceError, free_port
 
+DEMO_START = "2025-06-01-22:00"  # fixed hours, so the assertions can name them
 SILVER_BY_HOUR = (
     "SELECT ingest_date, ingest_hour, count(*) AS n FROM retail_lake.silver_transactions "
     "WHERE ingest_date >= '2025-06-01' GROUP BY 1, 2 ORDER BY 1, 2"
@@ -41,7 +41,7 @@ def sql_json(query):
 @pytest.fixture(scope="module")
 def demo(spark):
     """`retail demo` on the session's RETAIL_HOME and Spark server (small groups)."""
-    result = retail("demo", "--rows", "300")
+    result = retail("demo", "--rows", "300", "--start", DEMO_START)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 

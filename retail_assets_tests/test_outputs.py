@@ -173,7 +173,8 @@ def test_a_gap_in_the_snapshot_chain_is_rebuilt_from_all_facts(
         assert shown[name]["chart"].value.startswith("![")
         assert "data:image/png;base64," in shown[name]["chart"].value
         assert shown[name]["top_rows"].value.startswith("| ")
-    assert shown["b2b_daily_csv"]["path"].value.endswith("sales_agent_product_units_2025-02-01.csv")
+    uri = shown["b2b_daily_csv"]["dagster/uri"].value
+    assert uri.endswith("sales_agent_product_units_2025-02-01.csv")
 
 
 # ---------------------------------------------------------------- B2B

@@ -34,7 +34,7 @@ from retail_assets.servers.supervisor import ServiceError, free_port
 from retail_assets.streaming.events import events, produce
 from retail_assets.streaming.kafka_source import topic_offsets
 from retail_assets.transforms.events import parse_events
-from retail_assets_tests.helpers import make_storage
+from retail_assets_tests.helpers import declared_columns, make_storage, written_columns
 
 START = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
 SPACING = timedelta(seconds=2)
@@ -142,6 +142,11 @@ def test_produced_events_land_exactly_once_with_unknown_fields_kept(spark, landi
     assert purchases and all(r.quantity and r.total_amount and r.payment_method for r in purchases)
     # the hour of these events closed long ago: compacted; the bad record's (now) is still open
     assert metadata["compacted_periods"].value["app_events"] == ["2025-05-01/10"]
+
+
+def test_app_events_has_the_columns_the_ui_declares(spark, landing):
+    (storage, _, _), _ = landing
+    assert declared_columns("app_events") == written_columns(spark, storage, "app_events")
 
 
 def test_window_counts_equal_a_count_over_the_landed_events(spark, landing):

@@ -33,4 +33,6 @@ outputs_automation = AutomationConditionSensorDefinition(
     run_tags={"retail/lane": "hourly"},  # queued behind the hourly runs (dagster.yaml)
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
+    description="Requests the outputs of the hours whose facts or dimensions were updated "
+    "without them (a UI materialization, a warehouse backfill).",
 )

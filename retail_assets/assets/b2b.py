@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retail_assets.assets.automation import follows_new_facts
+from retail_assets.assets.catalog import OWNERS, column_schema, tags, written
 from retail_assets.assets.metadata import as_json, bar_chart, markdown_table
 from retail_assets.assets.partitions import hourly_asset
 from retail_assets.assets.warehouse import versions_through
@@ -82,6 +83,9 @@ def units_per_agent(rows: list[dict]) -> MetadataValue:
     deps=["fact_branch_sales", "dim_sales_agent", "dim_product"],
     group_name="outputs",
     kinds={"spark", "csv"},
+    owners=OWNERS,
+    tags=tags("outputs", "partners"),
+    metadata={"dagster/column_schema": column_schema("The B2B CSV")},
     automation_condition=follows_new_facts(),
     check_specs=[AssetCheckSpec(UNITS, asset="b2b_daily_csv")],
 )
@@ -97,9 +101,8 @@ def b2b_daily_csv(
            for f in files if f["file_units"] != f["loaded_units"]}  # fmt: skip
     return MaterializeResult(
         metadata={
-            "path": MetadataValue.path(last["path"]),
+            **written(uri=last["path"], partition_rows=len(last["rows"])),
             "day": last["day"],
-            "rows": len(last["rows"]),
             "total_sold_units": last["file_units"],
             "days_written": len(files),
             "top_rows": markdown_table(last["rows"], limit=15),

@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retail_assets.assets.automation import follows_new_facts
+from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
 from retail_assets.assets.metadata import all_rows, as_json, bar_chart, markdown_table, one_row
 from retail_assets.assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
 from retail_assets.assets.warehouse import fact_tables, versions_through
@@ -172,6 +173,9 @@ def snapshot_hour(
             deps=["fact_branch_sales", "fact_online_sales", "dim_product", own_previous_hour(name)],
             group_name="outputs",
             kinds={"spark", "hive"},
+            owners=OWNERS,
+            tags=tags("outputs", "marketing"),
+            metadata=table_metadata(DWH_DB, name),
             automation_condition=follows_new_facts(),
             description=f"retail_dwh.{name}: one ranked snapshot per hour over all facts so far.",
         )
@@ -215,10 +219,9 @@ def marketing_insights(
         yield MaterializeResult(
             asset_key=name,
             metadata={
-                "rows": len(rows),
+                **written(storage.warehouse_table(name).name, partition_rows=len(rows)),
                 "as_of_hour": context.partition_keys[-1],
                 "rebuilt_hours": sum(r[name]["rebuilt"] for r in hours.values()),
-                "table": storage.warehouse_table(name).name,
                 "top_rows": markdown_table(
                     [{c: r[c] for c in r if c != "as_of_hour"} for r in rows], limit=15
                 ),

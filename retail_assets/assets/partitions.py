@@ -16,9 +16,6 @@ from dagster import (
 
 from retail_assets.settings import Settings
 
-# The run tags of a single-run backfill over a range of hours.
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-
 # end_offset=1: the current hour is a partition already, so a group is ingested on arrival
 # rather than when its hour ends.
 hourly_partitions = HourlyPartitionsDefinition(

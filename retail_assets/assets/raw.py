@@ -10,6 +10,7 @@ from functools import reduce
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from pyspark.sql import DataFrame, SparkSession
 
+from retail_assets.assets.catalog import OWNERS, tags, written
 from retail_assets.assets.metadata import markdown_table
 from retail_assets.assets.partitions import hourly_asset
 from retail_assets.storage.landing import FILE_KINDS, LandedGroup, scan_landing
@@ -84,6 +85,8 @@ def ingest_hour(storage: StorageResource, key: str) -> tuple[dict, list[str]]:
 @hourly_asset(
     group_name="lake",
     kinds={"csv"},
+    owners=OWNERS,
+    tags=tags("raw", "sales"),
 )
 def raw_files(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
     """Source groups landed in this hour, copied as-is into lake/raw/ingest_date=…/ingest_hour=…."""
@@ -113,7 +116,7 @@ def raw_files(context: AssetExecutionContext, storage: StorageResource) -> Mater
             "groups": len({(r["hour"], r["group"]) for r in rows}),
             "newly_ingested": MetadataValue.json(new_groups),
             "transaction_rows": total_rows,
-            "path": MetadataValue.path(storage.raw_hour_uri(context.partition_keys[0])),
+            **written(uri=storage.raw_hour_uri(context.partition_keys[0])),
             "files": markdown_table(rows, limit=30),
         }
     )

@@ -10,6 +10,7 @@ from dagster import (
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from retail_assets.assets.catalog import LAKE_DB, OWNERS, table_metadata, tags, written
 from retail_assets.assets.metadata import all_rows, count_each, markdown_table, one_row
 from retail_assets.assets.partitions import hourly_asset, own_previous_hour
 from retail_assets.assets.raw import raw_files, read_raw
@@ -74,6 +75,9 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
     deps=[raw_files],
     group_name="lake",
     kinds={"spark", "parquet"},
+    owners=OWNERS,
+    tags=tags("silver", "sales"),
+    metadata=table_metadata(LAKE_DB, "silver_transactions"),
     check_specs=[
         AssetCheckSpec(
             reconcile.CHECK,
@@ -105,14 +109,17 @@ def silver_transactions(
             reasons[reason] = reasons.get(reason, 0) + count
     return MaterializeResult(
         metadata={
+            **written(
+                storage.lake_table("silver", "transactions").name,
+                partition_rows=totals["silver"],
+                uri=hours[0]["silver_path"],
+            ),
             "raw_rows": totals["raw"],
-            "silver_rows": totals["silver"],
             "quarantined_rows": totals["quarantined"],
             "quarantine_reasons": MetadataValue.json(reasons),
             "unknown_columns": MetadataValue.json(
                 sorted({c for h in hours for c in h["unknown_columns"]})
             ),
-            "path": MetadataValue.path(hours[0]["silver_path"]),
             "preview": markdown_table(hours[0]["preview"], limit=5),
         },
         check_results=[
@@ -138,6 +145,9 @@ def write_new_transactions(spark: SparkSession, storage: StorageResource, key: s
     deps=[silver_transactions, own_previous_hour("new_transactions")],
     group_name="lake",
     kinds={"spark", "parquet"},
+    owners=OWNERS,
+    tags=tags("silver", "sales"),
+    metadata=table_metadata(LAKE_DB, "silver_new_transactions", "retail_lake.silver_transactions"),
 )
 def new_transactions(
     context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
@@ -159,7 +169,10 @@ def new_transactions(
         context.log.info(f"{key}: {new} new transactions, {duplicates} duplicates")
     return MaterializeResult(
         metadata={
-            "new_rows": sum(c["new"] for c in counts),
+            **written(
+                storage.lake_table("silver", "new_transactions").name,
+                partition_rows=sum(c["new"] for c in counts),
+            ),
             "duplicate_rows": sum(c["duplicates"] for c in counts),
             "hours": markdown_table(counts, limit=48),
         }

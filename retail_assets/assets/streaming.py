@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter
 
+from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
 from retail_assets.assets.metadata import as_json, markdown_table
 from retail_assets.resources import KafkaResource, SparkResource
 from retail_assets.storage.checkpoints import Commit, lag, position
@@ -125,7 +126,13 @@ def stream_pass(
     return summary
 
 
-@asset(group_name="streaming", kinds={"spark", "kafka"})
+@asset(
+    group_name="streaming",
+    kinds={"spark", "kafka"},
+    owners=OWNERS,
+    tags=tags("streaming", "app_usage"),
+    metadata=table_metadata(DWH_DB, EVENTS),
+)
 def app_events(
     context: AssetExecutionContext,
     config: AppEventsConfig,
@@ -161,6 +168,7 @@ def app_events(
         latest = [r.asDict() for r in preview.limit(5).collect()]
     return MaterializeResult(
         metadata={
+            **written(table),
             "batches": events["batches"],
             "input_rows": events["input_rows"],
             "rows_per_second": events["rows_per_second"],
@@ -169,7 +177,6 @@ def app_events(
             "remaining_lag": as_json(events["remaining_lag"]),
             "window_counts": as_json(summary[COUNTS]),
             "compacted_periods": as_json(compacted),
-            "table": MetadataValue.text(table),
             "latest_events": markdown_table(latest, limit=5),
         }
     )

@@ -20,6 +20,7 @@ from dagster import (
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
 from retail_assets.assets.metadata import all_rows, count_each, markdown_table, one_row
 from retail_assets.assets.partitions import (
     hourly_asset,
@@ -233,6 +234,9 @@ def dimension_asset(dimension: Dimension, upstream: list):
         deps=[*upstream, own_previous_hour(dimension.name)],
         group_name="warehouse",
         kinds={"spark", "hive"},
+        owners=OWNERS,
+        tags=tags("warehouse", dimension.name.removeprefix("dim_")),
+        metadata=table_metadata(DWH_DB, dimension.name, dimension.name),
         check_specs=[
             AssetCheckSpec(UNIQUE_KEYS, asset=dimension.name),
             AssetCheckSpec(ONE_CURRENT, asset=dimension.name),
@@ -256,8 +260,7 @@ def dimension_asset(dimension: Dimension, upstream: list):
         return MaterializeResult(
             metadata={
                 **{n: stats[n] for n in ("new_versions", "inferred_members", "completed_inferred")},
-                "versions": stats["versions"],
-                "table": storage.warehouse_table(dimension.name).name,
+                **written(storage.warehouse_table(dimension.name).name, rows=stats["versions"]),
                 "changes": markdown_table(newest),
             },
             check_results=dimension_checks(stats),
@@ -289,6 +292,9 @@ def write_dates(spark: SparkSession, storage: StorageResource, key: str) -> str:
     deps=[new_transactions, own_previous_hour("dim_date")],
     group_name="warehouse",
     kinds={"spark", "hive"},
+    owners=OWNERS,
+    tags=tags("warehouse", "calendar"),
+    metadata=table_metadata(DWH_DB, "dim_date"),
     check_specs=[AssetCheckSpec("unique_date_keys", asset="dim_date")],
 )
 def dim_date(
@@ -311,7 +317,7 @@ def dim_date(
         seen.before(session, keys[-1], through=True).agg(F.count("*").alias("rows")),
     )
     return MaterializeResult(
-        metadata={"dates_added": stats["added"], "dates": stats["rows"], "table": table.name},
+        metadata=written(table.name, rows=stats["rows"], partition_rows=stats["added"]),
         check_results=[
             AssetCheckResult(
                 check_name="unique_date_keys",
@@ -392,6 +398,9 @@ def write_facts(spark: SparkSession, storage: StorageResource, key: str) -> None
             + ([] if online else [dim_branch, dim_sales_agent]),
             group_name="warehouse",
             kinds={"spark", "hive"},
+            owners=OWNERS,
+            tags=tags("warehouse", "sales"),
+            metadata=table_metadata(DWH_DB, name),
             description=(
                 f"retail_dwh.{name}: {'online' if online else 'offline (branch)'} sales, "
                 "by ingest hour; closed months compacted by transaction_month."
@@ -436,8 +445,7 @@ def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: S
         yield MaterializeResult(
             asset_key=name,
             metadata={
-                "rows": sum(h[name] for h in hours),
-                "table": table.name,
+                **written(table.name, partition_rows=sum(h[name] for h in hours)),
                 "hours": markdown_table(hours, limit=48),
             },
             check_results=fact_checks(name, stats)

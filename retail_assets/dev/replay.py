@@ -14,13 +14,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, Definitions
 
-from retail_assets.assets.partitions import RANGE_END, RANGE_START
-from retail_assets.settings import Settings
+from retail_assets.orchestration.jobs import RANGE_END, RANGE_START
+from retail_assets.settings import Settings, record_partitions_start
 from retail_assets.storage.hours import hour_of, key_of
 from retail_assets.storage.landing import scan_landing
 from retail_assets.storage.resource import storage_resource
@@ -71,6 +71,16 @@ def land(group: Path, landing_dir: Path, arrival: datetime) -> Path:
         os.utime(file, (stamp, stamp))
     staging.rename(target)
     return target
+
+
+def recent_start(groups: int, now: datetime) -> str:
+    """The latest 22:00 UTC from which `groups` hourly arrivals have all happened by `now`:
+    a demo that crosses midnight (two ingest days) and ends close to the present, as a live
+    pipeline does, so the UI's partitions, freshness and sensors look as they would."""
+    start = now.astimezone(UTC).replace(hour=22, minute=0, second=0, microsecond=0)
+    while start + timedelta(hours=groups - 1) > now:
+        start -= timedelta(days=1)
+    return key_of(start)
 
 
 @dataclass
@@ -130,8 +140,12 @@ def replay(
 ) -> bool:
     """Land groups as arrivals of consecutive hours from `start_key`, running each hour."""
     groups = source_groups(source_dir, group_names)
-    instance = DagsterInstance.get()
     settings = Settings.from_env()
+    try:  # before the definitions load: their partitions start there
+        record_partitions_start(settings, start_key)
+    except ValueError as error:
+        raise ReplayError(str(error)) from None
+    instance = DagsterInstance.get()
     storage = storage_resource(settings)
     start = hour_of(start_key)
     for index, group in enumerate(groups):

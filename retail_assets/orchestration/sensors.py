@@ -17,9 +17,9 @@ from dagster import (
     sensor,
 )
 
-from retail_assets.assets.partitions import RANGE_END, RANGE_START, hourly_partitions
+from retail_assets.assets.partitions import hourly_partitions
 from retail_assets.assets.streaming import EVENTS
-from retail_assets.orchestration.jobs import app_events_job, hourly_pipeline
+from retail_assets.orchestration.jobs import RANGE_END, RANGE_START, app_events_job, hourly_pipeline
 from retail_assets.resources import KafkaResource
 from retail_assets.storage.checkpoints import lag, position
 from retail_assets.storage.hours import hour_of
@@ -37,7 +37,11 @@ def quiet_hours(last_hour: str | None, key: str) -> list[str]:
 
 
 @sensor(
-    job=hourly_pipeline, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING
+    job=hourly_pipeline,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Each complete new group in the landing folder requests the hourly_pipeline run "
+    "of its arrival hour; an incomplete or re-dropped group is reported in the tick, not ingested.",
 )
 def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult:
     """Cursor: {"pending": {group: fingerprint}, "last_hour": key} — groups requested and not
@@ -114,7 +118,13 @@ IN_FLIGHT = [
 ]
 
 
-@sensor(job=app_events_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+@sensor(
+    job=app_events_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Events in Kafka beyond the stream's checkpoint request a pass of app_events_job "
+    "when none is queued or running; an unreachable broker is a skip with the reason.",
+)
 def kafka_sensor(
     context: SensorEvaluationContext, kafka: KafkaResource, storage: StorageResource
 ) -> RunRequest | SkipReason:

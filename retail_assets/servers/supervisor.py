@@ -131,7 +131,7 @@ class ManagedServer:
         while time.monotonic() < deadline:
             if port_is_open(self.host, self.port):
                 return
-            exited = process.poll() is not None if process else not _alive(pid)
+            exited = process.poll() is not None if process else not alive(pid)
             if exited:
                 self.pid_file.unlink(missing_ok=True)
                 raise ServiceError(
@@ -152,11 +152,11 @@ class ManagedServer:
                 return False
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
-                while _alive(pid):
+                while alive(pid):
                     time.sleep(0.1)
             self.pid_file.unlink(missing_ok=True)
             return True
@@ -202,7 +202,7 @@ class LocalServer(Config):
         return self.server.status()
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -21,7 +21,7 @@ from dagster import ConfigurableResource
 from retail_assets.settings import Settings, env_fields
 from retail_assets.storage.checkpoints import Commit, last_commit
 from retail_assets.storage.compacted import CompactedTable
-from retail_assets.storage.hours import hour_of, hour_path
+from retail_assets.storage.hours import hour_of, hour_path, key_at
 from retail_assets.storage.lake import CopiedFile, Lake
 from retail_assets.storage.seen import SeenIndex
 from retail_assets.storage.stream import StreamTable
@@ -63,6 +63,15 @@ class StorageResource(ConfigurableResource):
 
     def raw_hour_uri(self, key: str) -> str:
         return self.lake.uri(RAW, hour_path(key))
+
+    def first_raw_hour(self) -> str | None:
+        """The earliest hour the lake holds raw files of (None: none yet)."""
+        days = [name for name in self.lake.list_names(RAW) if name.startswith("ingest_date=")]
+        for day in days:  # in order; a day folder without hours is skipped
+            hours = [n for n in self.lake.list_names(RAW, day) if n.startswith("ingest_hour=")]
+            if hours:
+                return key_at(day.split("=", 1)[1], hours[0].split("=", 1)[1])
+        return None
 
     def raw_manifest(self, key: str) -> dict:
         """What hour `key` holds: its groups and, per file, name, size, sha256, rows, header."""
