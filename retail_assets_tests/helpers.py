@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
+from retail_assets.assets.catalog import DWH_DB, LAKE_DB
 from retail_assets.definitions import batch_definitions, defs
 from retail_assets.orchestration.jobs import RANGE_END, RANGE_START
 from retail_assets.storage.landing import FILE_KINDS
@@ -161,6 +162,6 @@ def written_columns(spark, storage: StorageResource, asset: str) -> list[tuple[s
         defs.resolve_asset_graph().get(AssetKey(asset)).metadata["dagster/table_name"].split(".")
     )
     ours = {StorageResource.model_fields[field].default: getattr(storage, field)
-            for field in ("lake_database", "warehouse_database")}  # fmt: skip
+            for field in (LAKE_DB, DWH_DB)}  # fmt: skip
     schema = spark.table(f"{ours[database]}.{table}").schema
     return [(field.name, field.dataType.simpleString()) for field in schema]

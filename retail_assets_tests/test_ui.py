@@ -9,6 +9,7 @@ screenshot (to $RETAIL_UI_SCREENSHOTS if set, else the test's folder).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -105,8 +106,13 @@ class UI:
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
-    def instance(self) -> DagsterInstance:
+    @functools.cached_property
+    def _instance(self) -> DagsterInstance:
         return DagsterInstance.from_config(self.env["DAGSTER_HOME"])
+
+    def instance(self) -> DagsterInstance:
+        """The UI's instance, opened once (its storage is read afresh on every query)."""
+        return self._instance
 
 
 def ui_environment(root: Path, current_hour: datetime) -> dict[str, str]:
