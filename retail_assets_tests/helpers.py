@@ -38,8 +38,10 @@ def write_group(
     arrival: datetime,
     transactions: bytes | None = None,
     skip: tuple[str, ...] = (),
+    bodies: dict[str, bytes] | None = None,
 ) -> Path:
-    """A group folder with the three files (minus `skip`), stamped as arrived at `arrival`."""
+    """A group folder with the three files (minus `skip`), stamped as arrived at `arrival`;
+    header-only files but for `transactions` and `bodies` (kind → bytes)."""
     folder = landing / name
     folder.mkdir(parents=True)
     number = name.removeprefix("group")
@@ -49,6 +51,7 @@ def write_group(
         body = HEADERS[kind].encode() + b"\n"
         if kind == "sales_transactions" and transactions is not None:
             body = transactions
+        body = (bodies or {}).get(kind, body)
         path = folder / f"{kind}_SS_raw_{number}.csv"
         path.write_bytes(body)
         os.utime(path, (arrival.timestamp(), arrival.timestamp()))

@@ -1,6 +1,9 @@
 """The landing folder contract and the lake copy (no Spark needed)."""
 
+import csv
 import hashlib
+import io
+import random
 from datetime import UTC, datetime
 
 from retail_assets.storage.lake import Lake
@@ -68,7 +71,7 @@ def test_fingerprint_changes_when_a_file_is_replaced(tmp_path):
     assert scan_landing(tmp_path)[0].fingerprint != before
 
 
-def test_lake_copy_hashes_counts_lines_and_reads_header(tmp_path):
+def test_lake_copy_hashes_counts_records_and_reads_header(tmp_path):
     source = tmp_path / "in.csv"
     body = b"\xef\xbb\xbfa,b\r\n1,2\r\n3,4"  # BOM, CRLF, no final newline
     source.write_bytes(body)
@@ -76,7 +79,20 @@ def test_lake_copy_hashes_counts_lines_and_reads_header(tmp_path):
     copied = lake.copy_in(source, "raw", "x.csv")
     assert (tmp_path / "lake" / "raw" / "x.csv").read_bytes() == body
     assert copied.sha256 == hashlib.sha256(body).hexdigest()
-    assert (copied.size, copied.lines, copied.header) == (len(body), 3, "a,b")
+    assert (copied.size, copied.records, copied.header) == (len(body), 3, "a,b")
+    assert copied.valid_utf8
+
+
+def test_lake_copy_finds_invalid_utf8_even_split_across_chunks(tmp_path, monkeypatch):
+    import retail_assets.storage.lake as lake_module
+
+    monkeypatch.setattr(lake_module, "COPY_CHUNK", 3)
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_bytes("a,b\nJosé,Zoë €\n".encode())  # multi-byte letters cut by the chunks
+    bad.write_bytes("a,b\nJosé,Zoë\n".encode("latin-1"))
+    lake = Lake(str(tmp_path / "lake"))
+    assert lake.copy_in(good, "g.csv").valid_utf8
+    assert not lake.copy_in(bad, "b.csv").valid_utf8
 
 
 def test_lake_line_count_matches_across_chunk_boundaries(tmp_path, monkeypatch):
@@ -86,7 +102,35 @@ def test_lake_line_count_matches_across_chunk_boundaries(tmp_path, monkeypatch):
     source = tmp_path / "in.csv"
     source.write_bytes(b"ab\r\ncd\r\n\r\nef\rgh\n")
     copied = Lake(str(tmp_path / "lake")).copy_in(source, "y.csv")
-    assert copied.lines == 5  # ab, cd, (blank), ef, gh
+    assert copied.records == 5  # ab, cd, (blank), ef, gh
+
+
+def test_lake_record_count_agrees_with_python_csv_across_chunks(tmp_path, monkeypatch):
+    """Quoted fields may hold commas, quotes and line breaks (RFC 4180); the count must agree
+    with Python's csv reader however the chunks cut the file."""
+    import retail_assets.storage.lake as lake_module
+
+    rng = random.Random(7)
+
+    def field():
+        if rng.random() < 0.5:
+            return "".join(rng.choice("ab ") for _ in range(rng.randrange(3)))
+        parts = ["a", ",", "\n", "\r\n", '""']
+        inside = "".join(rng.choice(parts) for _ in range(rng.randrange(5)))
+        return f'"{inside}"'
+
+    terminators = ["\n", "\r\n", "\r"]
+    body = "".join(
+        ",".join(field() for _ in range(rng.randrange(1, 4))) + rng.choice(terminators)
+        for _ in range(300)
+    ).encode()
+    expected = sum(1 for _ in csv.reader(io.StringIO(body.decode(), newline="")))
+    assert expected < body.count(b"\n") + body.count(b"\r") - body.count(b"\r\n")  # some quoted
+    source = tmp_path / "in.csv"
+    source.write_bytes(body)
+    for chunk in (1, 2, 3, 5, 64, 1 << 20):
+        monkeypatch.setattr(lake_module, "COPY_CHUNK", chunk)
+        assert Lake(str(tmp_path / "lake")).copy_in(source, f"{chunk}.csv").records == expected
 
 
 def test_lake_json_round_trip_replaces_whole(tmp_path):

@@ -37,6 +37,10 @@ def good_rows(*tids) -> str:
     return "\n".join(GOOD.format(tid=tid) for tid in tids)
 
 
+def good_rows_file(*tids) -> bytes:
+    return (HEADERS["sales_transactions"] + "\n" + good_rows(*tids) + "\n").encode()
+
+
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
@@ -200,15 +204,36 @@ BAD_GROUPS = {
         + "\n"
         + good_rows(1, 2).replace(",3,19.99", ",19.99")
     ).encode(),
+    "group108": (  # another delimiter: nothing of the header is recognized
+        HEADERS["sales_transactions"].replace(",", ";") + "\n" + good_rows(1, 2).replace(",", ";")
+    ).encode(),
+    "group109": (  # RFC 4180: a quoted address holding a comma, a quote and a line break
+        HEADERS["sales_transactions"]
+        + "\n"
+        + GOOD.format(tid=1).replace(",True,", ",,").replace("no,Cash", "yes,PayPal")
+        + ',"12 Elm St, ""Rear"" Apt 4\nFloor 2/Springfield/IL/62701"\n'
+        + good_rows(2)
+    ).encode(),
+    "group110": (HEADERS["sales_transactions"] + "\n" + good_rows(1)).encode()
+    + b"\n"
+    + GOOD.format(tid=2).replace("2023-5-20", "2099-1-1").encode(),
+}
+OTHER_FILES = {  # every file kind gets the same encoding and emptiness treatment
+    "group111": {
+        "sales_agents": (HEADERS["sales_agents"] + "\na1,Jos\xe9 Ruiz,2020-1-2\n").encode("latin-1")
+    },
+    "group112": {"branches": b""},
 }
 
 
 @pytest.fixture(scope="module")
 def bad(spark, settings, storage):
     hours = {}
-    for index, (name, body) in enumerate(BAD_GROUPS.items()):
+    for index, name in enumerate([*BAD_GROUPS, *OTHER_FILES]):
         arrival = BAD_START + timedelta(hours=index)
-        write_group(storage.landing_dir_path, name, arrival, transactions=body)
+        bodies = OTHER_FILES.get(name, {"sales_transactions": BAD_GROUPS.get(name)})
+        transactions = bodies.get("sales_transactions", good_rows_file(1))
+        write_group(storage.landing_dir_path, name, arrival, transactions, bodies=bodies)
         hours[name] = key_of(arrival)
     results = dict(zip(hours, run_hours(spark, settings, storage, hours.values()), strict=True))
     return hours, results
@@ -221,6 +246,18 @@ def outcome(spark, storage, bad, name):
     return silver_of(spark, storage, key).count(), sorted(
         (q.source_line, q.reason) for q in quarantine
     )
+
+
+def check_of(bad, name, check):
+    """(passed, severity name, description) of one asset check in group `name`'s run."""
+    _, results = bad
+    (evaluation,) = [
+        e.event_specific_data
+        for e in results[name].all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.event_specific_data.check_name == check
+    ]
+    return evaluation.passed, evaluation.severity.value, evaluation.description or ""
 
 
 def silver_metadata(bad, name):
@@ -270,6 +307,57 @@ def test_missing_required_column_quarantines_the_file_rows(spark, storage, bad):
     )
     metadata = silver_metadata(bad, "group107")
     assert (metadata["raw_rows"], metadata["quarantined_rows"]) == (2, 2)
+
+
+def test_clean_files_pass_the_file_check(bad):
+    for name in ("group101", "group104", "group105", "group106", "group109"):
+        passed, _, description = check_of(bad, name, "files_readable")
+        assert (passed, description) == (True, ""), name
+        assert check_of(bad, name, "rows_usable")[0], name
+
+
+def test_empty_or_non_utf8_file_of_any_kind_is_a_warning_naming_it(bad):
+    hours, _ = bad
+    for name, kind, words in [
+        ("group102", "sales_transactions", "is empty"),
+        ("group103", "sales_transactions", "not UTF-8"),
+        ("group111", "sales_agents", "not UTF-8"),
+        ("group112", "branches", "is empty"),
+    ]:
+        passed, severity, description = check_of(bad, name, "files_readable")
+        assert (passed, severity) == (False, "WARN"), name
+        assert f"{kind}_{hours[name][:10]}" in description and words in description, description
+
+
+def test_unrecognized_header_fails_the_hour_and_all_quarantined_is_an_error(spark, storage, bad):
+    assert outcome(spark, storage, bad, "group108") == (
+        0,
+        [(2, "missing_columns"), (3, "missing_columns")],
+    )
+    passed, severity, description = check_of(bad, "group108", "files_readable")
+    assert (passed, severity) == (False, "ERROR")
+    assert "header not recognized" in description and "transaction_id" in description
+    passed, severity, description = check_of(bad, "group108", "rows_usable")
+    assert (passed, severity) == (False, "ERROR") and "missing_columns" in description
+    assert check_of(bad, "group107", "rows_usable")[0] is False  # a missing column, too
+
+
+def test_quoted_line_break_keeps_the_online_sale_whole(spark, storage, bad):
+    hours, _ = bad
+    assert outcome(spark, storage, bad, "group109") == (2, [])
+    rows = {r.transaction_id: r for r in silver_of(spark, storage, hours["group109"]).collect()}
+    assert (rows["1"].street, rows["1"].city, rows["1"].postal_code, rows["1"].source_line) == (
+        '12 Elm St, "Rear" Apt 4\nFloor 2',
+        "Springfield",
+        "62701",
+        2,
+    )
+    assert rows["2"].source_line == 4
+    assert silver_metadata(bad, "group109")["raw_rows"] == 2  # records, not lines
+
+
+def test_a_sale_dated_after_its_arrival_is_quarantined(spark, storage, bad):
+    assert outcome(spark, storage, bad, "group110") == (1, [(3, "future_transaction_date")])
 
 
 def test_incomplete_and_outside_groups_are_not_ingested(spark, settings, storage, tmp_path):
@@ -330,6 +418,6 @@ def test_a_failed_reconciliation_stops_the_warehouse_load(spark, settings, tmp_p
     checks = {e.event_specific_data.check_name: e.event_specific_data.passed
               for e in result.all_events
               if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION}  # fmt: skip
-    assert checks == {"raw_rows_reconcile": False}
+    assert checks == {"raw_rows_reconcile": False, "rows_usable": True}
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"silver_transactions"}

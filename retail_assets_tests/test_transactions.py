@@ -1,5 +1,8 @@
 """Unit tests of the silver rules (docs/rules.md §2), one per rule and per quarantine reason."""
 
+import csv
+import random
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -9,6 +12,7 @@ from retail_assets.transforms import transactions as T
 from retail_assets_tests.helpers import HEADERS
 
 HEADER = HEADERS["sales_transactions"]
+RECEIVED_ON = date(2023, 5, 20)  # the day the file reached the lake
 OFFLINE = (
     "2023-5-20,{tid},c1,john,WICK,john.wick@gmail.com#4r,a1,b1,p1,Phone,Electronics,"
     "{offers},{units},{price},no,Cash"
@@ -27,7 +31,8 @@ def offline(tid="1", offers=",,,,", units="2", price="10.00", date=None):
 def clean(spark, *lines, header=HEADER):
     rows = [("f.csv", 1, header)] + [("f.csv", i, line) for i, line in enumerate(lines, 2)]
     numbered = spark.createDataFrame(rows, "source_file string, source_line long, raw_line string")
-    return T.clean_transactions(T.parse_lines(numbered, header))
+    parsed = T.parse_lines(T.join_quoted_lines(numbered), header)
+    return T.clean_transactions(parsed.withColumn("received_on", F.lit(RECEIVED_ON)))
 
 
 def one(spark, line, column):
@@ -149,6 +154,74 @@ def test_number_lines_across_splits(spark, tmp_path):
     assert pairs == {(i, f"line{i}") for i in range(1, 2001)}
 
 
+def read_records(spark, path):
+    numbered = T.number_lines(spark.read.text(str(path)))
+    return T.join_quoted_lines(numbered).orderBy("source_line").collect()
+
+
+def test_quoted_comma_quote_and_line_break_stay_in_one_record(spark, tmp_path):
+    """RFC 4180 read of a real file across Spark splits, checked against Python's csv reader."""
+    rng = random.Random(3)
+    rows = [["h1", "h2", "h3"]] + [
+        [f"r{i}", rng.choice(["plain", 'a "quote"', "x,y", "line\nbreak", "two\r\nlines\n"]), "z"]
+        for i in range(400)
+    ]
+    path = tmp_path / "quoted.csv"
+    with open(path, "w", newline="") as out:
+        csv.writer(out, lineterminator="\r\n").writerows(rows)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "2000")
+    try:
+        records = read_records(spark, path)
+        parsed = T.parse_lines(
+            T.join_quoted_lines(T.number_lines(spark.read.text(str(path)))),
+            "h1,h2,h3",
+            {"h1": ("h1",), "h2": ("h2",), "h3": ("h3",)},
+        )
+        fields = [(r.h1, r.h2, r.h3) for r in parsed.orderBy("source_line").collect()]
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    # Spark's text reader ends lines at \r\n too, so a quoted \r\n comes back as \n
+    expected = [tuple(v.replace("\r\n", "\n") for v in row) for row in rows[1:]]
+    assert fields == expected
+    assert len(records) == len(rows) and not any(r.unbalanced_quotes for r in records)
+    firsts = [1]
+    for row in rows[:-1]:
+        firsts.append(firsts[-1] + sum(v.count("\n") for v in row) + 1)
+    assert [r.source_line for r in records] == firsts  # a record keeps its first line's number
+
+
+def test_multi_line_online_sale_is_one_silver_row(spark):
+    first = ONLINE.format(tid="9", address='"12 Elm St, Apt 4')
+    cleaned = clean(spark, first, 'Floor 2/Springfield/IL/62701"', offline(tid="10"))
+    rows = {r.transaction_id: r for r in cleaned.collect()}
+    assert set(rows) == {"9", "10"} and rows["9"].reason is None
+    assert (rows["9"].street, rows["9"].city, rows["9"].postal_code) == (
+        "12 Elm St, Apt 4\nFloor 2",
+        "Springfield",
+        "62701",
+    )
+    assert (rows["9"].source_line, rows["10"].source_line) == (2, 4)
+
+
+def test_unclosed_quote_is_quarantined_whole_never_loaded_in_part(spark):
+    broken = ONLINE.format(tid="9", address='"12 Elm St')
+    cleaned = clean(spark, offline(tid="1"), broken, offline(tid="2"), offline(tid="3"))
+    rows = [
+        (r.source_line, r.transaction_id, r.reason)
+        for r in cleaned.orderBy("source_line").collect()
+    ]
+    assert rows == [(2, "1", None), (3, "9", "unbalanced_quotes")]  # RFC: the rest is inside
+
+
+def test_record_longer_than_the_limit_is_unbalanced(spark):
+    stray = offline(tid="1").replace("Phone", 'Phone 6"')
+    lines = [stray] + [offline(tid=str(i)) for i in range(2, T.MAX_RECORD_LINES + 2)] + [stray]
+    cleaned = clean(spark, *lines)
+    reasons = {r.reason for r in cleaned.collect()}
+    assert cleaned.count() == 1 and reasons == {"unbalanced_quotes"}
+    assert clean(spark, *lines[: T.MAX_RECORD_LINES - 1], stray).count() == 1  # joined, within
+
+
 # ---------------------------------------------------------------- quarantine reasons
 
 
@@ -164,6 +237,8 @@ def test_number_lines_across_splits(spark, tmp_path):
         (offline(price="-1.00"), "negative_unit_price"),
         (offline(date="2023-13-45"), "bad_transaction_date"),
         (offline(date="2023-2-30"), "bad_transaction_date"),
+        (offline(date="2099-1-1"), "future_transaction_date"),
+        (offline(date="2023-5-22"), "future_transaction_date"),  # two days after receipt
         (offline(tid=""), "missing_transaction_id"),
         (offline(offers="True,,,,maybe"), "bad_offer_value"),
         (offline().replace(",no,", ",perhaps,"), "bad_is_online"),
@@ -178,6 +253,11 @@ def test_number_lines_across_splits(spark, tmp_path):
 )
 def test_quarantine_reason(spark, line, reason):
     assert one(spark, line, "reason") == reason
+
+
+def test_a_day_after_arrival_is_still_a_sale(spark):
+    """A day of grace: a source clock ahead of UTC dates a sale tomorrow."""
+    assert one(spark, offline(date="2023-5-21"), "reason") is None
 
 
 def test_missing_required_column_quarantines_every_row(spark):
@@ -211,3 +291,16 @@ def test_short_address_leaves_the_parts_empty(spark):
         None,
         None,
     )
+
+
+def test_branch_and_agent_rows_that_cannot_be_read_announce_nothing(spark):
+    """Every file kind is read by the same rules: a row with bytes that are not UTF-8, or an
+    unclosed quote, is not used (a transaction using that id makes it an inferred member)."""
+    from retail_assets.transforms.warehouse import agent_attributes
+
+    header = HEADERS["sales_agents"]
+    lines = [header, "a1,Ana Diaz,2020-1-2", "a2,Jos\ufffd Ruiz,2020-1-2", 'a3,"Lee,2020-1-2']
+    rows = [("f.csv", i, line) for i, line in enumerate(lines, 1)]
+    numbered = spark.createDataFrame(rows, "source_file string, source_line long, raw_line string")
+    parsed = T.parse_lines(T.join_quoted_lines(numbered), header, T.AGENT_FIELDS)
+    assert [r.sales_agent_id for r in agent_attributes(parsed).collect()] == ["a1"]

@@ -7,26 +7,45 @@ folder has been cleaned, and a per-group marker makes sure a group is ingested o
 from datetime import UTC, datetime
 from functools import reduce
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+)
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from retail_assets.assets.catalog import OWNERS, tags, written
 from retail_assets.assets.metadata import markdown_table
 from retail_assets.assets.partitions import hourly_asset
 from retail_assets.storage.landing import FILE_KINDS, LandedGroup, scan_landing
 from retail_assets.storage.resource import StorageResource
-from retail_assets.transforms.transactions import number_lines, parse_lines
+from retail_assets.transforms.transactions import (
+    file_problems,
+    join_quoted_lines,
+    number_lines,
+    parse_lines,
+)
 
 
 def read_raw(
     spark: SparkSession, files: list[tuple[str, dict]], fields: dict[str, tuple[str, ...]]
 ) -> DataFrame:
-    """Raw files of one kind, each parsed by its own header, as one frame of string fields."""
-    numbered = [(number_lines(spark.read.text(uri)), entry["header"]) for uri, entry in files]
+    """Raw files of one kind, each parsed (RFC 4180) by its own header, as one frame of string
+    fields."""
+    numbered = [(number_lines(spark.read.text(uri)), entry) for uri, entry in files]
     if not numbered:  # an hour without arrivals still yields an (empty) frame of the fields
         empty = spark.createDataFrame([], "source_file string, source_line long, raw_line string")
-        numbered = [(empty, "")]
-    parsed = [parse_lines(lines, header, fields) for lines, header in numbered]
+        numbered = [(empty, {"header": "", "received_on": None})]
+    parsed = [
+        parse_lines(join_quoted_lines(lines), entry["header"], fields).withColumn(
+            "received_on", F.lit(entry["received_on"]).cast("date")
+        )
+        for lines, entry in numbered
+    ]
     return reduce(DataFrame.unionByName, parsed)
 
 
@@ -48,9 +67,10 @@ def copy_group(storage: StorageResource, group: LandedGroup, key: str) -> dict:
             "lake_file": lake_file,
             "size": copied.size,
             "sha256": copied.sha256,
-            "rows": max(copied.lines - 1, 0),  # data lines below the header
+            "rows": max(copied.records - 1, 0),  # data records below the header
             "header": copied.header,
             "empty": copied.size == 0,
+            "valid_utf8": copied.valid_utf8,
         }
     return {
         "group": group.name,
@@ -82,18 +102,39 @@ def ingest_hour(storage: StorageResource, key: str) -> tuple[dict, list[str]]:
     return manifest, [group.name for group in new]
 
 
+FILES_READABLE = "files_readable"
+
+
+def unreadable_files(manifest: dict) -> dict[str, list[tuple[bool, str]]]:
+    """Lake file → its problems (is_error, words), for every file of an hour that has any."""
+    return {
+        file["lake_file"]: problems
+        for entry in manifest["groups"]
+        for kind, file in entry["files"].items()
+        if (problems := file_problems(kind, file))
+    }
+
+
 @hourly_asset(
     group_name="lake",
     kinds={"csv"},
     owners=OWNERS,
     tags=tags("raw", "sales"),
+    check_specs=[
+        AssetCheckSpec(
+            FILES_READABLE,
+            asset="raw_files",
+            description="every landed file has a header the pipeline knows, and is UTF-8",
+        )
+    ],
 )
 def raw_files(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
     """Source groups landed in this hour, copied as-is into lake/raw/ingest_date=…/ingest_hour=…."""
-    rows, new_groups, total_rows = [], [], 0
+    rows, new_groups, total_rows, problems = [], [], 0, {}
     for key in context.partition_keys:
         manifest, new = ingest_hour(storage, key)
         new_groups += new
+        problems.update(unreadable_files(manifest))
         for entry in manifest["groups"]:
             for kind, file in entry["files"].items():
                 total_rows += file["rows"] if kind == "sales_transactions" else 0
@@ -111,6 +152,10 @@ def raw_files(context: AssetExecutionContext, storage: StorageResource) -> Mater
         context.log.info(
             f"{key}: {len(manifest['groups'])} group(s), newly ingested: {new or 'none'}"
         )
+    for file, said in problems.items():
+        for is_error, words in said:
+            (context.log.error if is_error else context.log.warning)(f"{file} {words}")
+    errors = any(is_error for said in problems.values() for is_error, _ in said)
     return MaterializeResult(
         metadata={
             "groups": len({(r["hour"], r["group"]) for r in rows}),
@@ -118,5 +163,21 @@ def raw_files(context: AssetExecutionContext, storage: StorageResource) -> Mater
             "transaction_rows": total_rows,
             **written(uri=storage.raw_hour_uri(context.partition_keys[0])),
             "files": markdown_table(rows, limit=30),
-        }
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=FILES_READABLE,
+                passed=not problems,
+                severity=AssetCheckSeverity.ERROR if errors else AssetCheckSeverity.WARN,
+                description="; ".join(
+                    f"{file} {words}" for file, said in problems.items() for _, words in said
+                )[:2000]
+                or None,
+                metadata={
+                    "files": MetadataValue.json(
+                        {file: [words for _, words in said] for file, said in problems.items()}
+                    )
+                },
+            )
+        ],
     )

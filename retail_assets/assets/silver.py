@@ -2,6 +2,7 @@
 
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     MaterializeResult,
@@ -25,6 +26,8 @@ from retail_assets.transforms.transactions import (
     silver_rows,
 )
 from retail_assets.transforms.warehouse import first_arrivals
+
+ROWS_USABLE = "rows_usable"
 
 
 def write_silver(spark: SparkSession, storage: StorageResource, key: str) -> tuple[str, str]:
@@ -65,7 +68,6 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
         "unknown_columns": sorted(
             {c for _, e in files for c in header_layout(e["header"]).unknown}
         ),
-        "empty_files": [entry["lake_file"] for _, entry in files if entry["empty"]],
         "silver_path": silver_path,
         "preview": [row.asDict() for row in counted["preview"]],
     }
@@ -84,7 +86,12 @@ def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict
             asset="silver_transactions",
             description="raw rows = silver rows + quarantined rows, for every hour",
             blocking=True,  # a lost or doubled row stops the warehouse load
-        )
+        ),
+        AssetCheckSpec(
+            ROWS_USABLE,
+            asset="silver_transactions",
+            description="an hour that received rows keeps some: all quarantined is an error",
+        ),
     ],
 )
 def silver_transactions(
@@ -98,8 +105,9 @@ def silver_transactions(
             f"{hour['hour']}: raw {hour['raw']}, silver {hour['silver']}, "
             f"quarantined {hour['quarantined']} {hour['reasons']}"
         )
-        for name in hour["empty_files"]:
-            context.log.warning(f"{hour['hour']}: {name} is empty (no header, no rows)")
+    unusable = {h["hour"]: h["reasons"] for h in hours if h["raw"] and not h["silver"]}
+    for hour, why in unusable.items():
+        context.log.error(f"{hour}: every one of its rows was quarantined: {why}")
     unbalanced = [h["hour"] for h in hours
                   if not reconcile.reconciles(h["raw"], h["silver"], h["quarantined"])]  # fmt: skip
     totals = {name: sum(h[name] for h in hours) for name in ("raw", "silver", "quarantined")}
@@ -127,7 +135,18 @@ def silver_transactions(
                 check_name=reconcile.CHECK,
                 passed=not unbalanced,
                 metadata={**totals, "unbalanced_hours": MetadataValue.json(unbalanced)},
-            )
+            ),
+            AssetCheckResult(
+                check_name=ROWS_USABLE,
+                passed=not unusable,
+                severity=AssetCheckSeverity.ERROR,
+                description=(
+                    f"every row quarantined in {', '.join(unusable)}: {list(unusable.values())}"
+                    if unusable
+                    else None
+                ),
+                metadata={"fully_quarantined_hours": MetadataValue.json(unusable)},
+            ),
         ],
     )
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance, Definitions
+from dagster import AssetCheckSeverity, DagsterEventType, DagsterInstance, Definitions
 
 from retail_assets.orchestration.jobs import RANGE_END, RANGE_START
 from retail_assets.settings import Settings, record_partitions_start
@@ -118,10 +118,13 @@ def run_hour(
             lines.append(f"    {materialization.asset_key.to_user_string():<28} {summary}")
         elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
-            run.ok = run.ok and evaluation.passed
-            verdict = "passed" if evaluation.passed else "FAILED"
+            warning = evaluation.severity == AssetCheckSeverity.WARN
+            run.ok = run.ok and (evaluation.passed or warning)
+            verdict = "passed" if evaluation.passed else "WARNING" if warning else "FAILED"
             asset = evaluation.asset_key.to_user_string()
             lines.append(f"      check {asset}.{evaluation.check_name}: {verdict}")
+            if not evaluation.passed and evaluation.description:
+                lines.append(f"        {evaluation.description}")
         elif event.event_type == DagsterEventType.STEP_SUCCESS:
             seconds = event.event_specific_data.duration_ms / 1000
             run.step_seconds[event.step_key] = seconds

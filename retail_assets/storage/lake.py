@@ -7,6 +7,7 @@ exported files (the exports folder is a location of the same kind).
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
@@ -25,7 +26,8 @@ class CopiedFile:
 
     size: int
     sha256: str
-    lines: int  # lines as Spark's text reader splits them (\n, \r\n or a lone \r)
+    records: int  # CSV records, header included; a quoted line break does not end one
+    valid_utf8: bool
     header: str  # first line, decoded with replacement, BOM stripped
 
 
@@ -77,10 +79,11 @@ class Lake:
         self.write_bytes(json.dumps(document, indent=2, sort_keys=True).encode(), *parts)
 
     def copy_in(self, source: Path, *parts: str) -> CopiedFile:
-        """Copy a local file into the lake in one pass that also hashes it and counts its lines."""
+        """Copy a local file into the lake in one pass that hashes it, counts its records and
+        checks its encoding."""
         target = self.path(*parts)
         self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-        digest, size, counter = hashlib.sha256(), 0, _LineCounter()
+        digest, size, counter = hashlib.sha256(), 0, _RecordCounter()
         temp = f"{target}.{uuid.uuid4().hex}.tmp"
         with open(source, "rb") as src, self.fs.open_output_stream(temp) as dst:
             while chunk := src.read(COPY_CHUNK):
@@ -89,29 +92,65 @@ class Lake:
                 counter.feed(chunk)
                 dst.write(chunk)
         self.fs.move(temp, target)
-        return CopiedFile(size, digest.hexdigest(), counter.lines, counter.header())
+        return CopiedFile(
+            size, digest.hexdigest(), counter.records, counter.valid_utf8(), counter.header()
+        )
 
 
-class _LineCounter:
-    """Counts lines the way Hadoop's LineRecordReader splits them, across chunk boundaries."""
+class _RecordCounter:
+    """Counts CSV records (RFC 4180) the way the silver reader joins lines, across chunks.
+
+    A record ends at `\n`, `\r\n` or a lone `\r` outside quotes; a line break inside a quoted
+    field belongs to the record. Every `"` toggles "inside quotes" (a doubled quote toggles
+    twice), so quoted sections are swapped for one placeholder byte by a C-level regex and
+    the terminators left are counted: no Python loop over lines.
+    """
+
+    _QUOTED = re.compile(rb'"[^"]*"')
 
     def __init__(self):
         self._terminators = 0
         self._last = b""
         self._head = b""
+        self._quoted = False
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._valid = True
 
     def feed(self, chunk: bytes) -> None:
         if len(self._head) < 65536:
             self._head += chunk[:65536]
+        self._check_utf8(chunk)
+        if self._quoted:  # the chunk starts inside a quoted field
+            close = chunk.find(b'"')
+            if close < 0:
+                self._last = b"q"
+                return
+            chunk, self._quoted = b"q" + chunk[close + 1 :], False
+        chunk = self._QUOTED.sub(b"q", chunk)
+        opened = chunk.find(b'"')
+        if opened >= 0:  # a quoted field goes on into the next chunk
+            chunk, self._quoted = chunk[:opened] + b"q", True
         split_crlf = self._last == b"\r" and chunk[:1] == b"\n"
         self._terminators += (
             chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n") - split_crlf
         )
-        self._last = chunk[-1:]
+        self._last = chunk[-1:] or self._last
+
+    def _check_utf8(self, chunk: bytes, final: bool = False) -> None:
+        if self._valid:
+            try:
+                self._utf8.decode(chunk, final)
+            except UnicodeDecodeError:
+                self._valid = False
+
+    def valid_utf8(self) -> bool:
+        """Whether the whole file is valid UTF-8 (a BOM is)."""
+        self._check_utf8(b"", final=True)
+        return self._valid
 
     @property
-    def lines(self) -> int:
-        """Terminated lines, plus a last line without a terminator."""
+    def records(self) -> int:
+        """Terminated records, plus a last record without a terminator."""
         return self._terminators + (self._last not in (b"", b"\n", b"\r"))
 
     def header(self) -> str:

@@ -89,10 +89,11 @@ class StorageResource(ConfigurableResource):
         return lake_file, self.lake.copy_in(source, RAW, hour_path(key), lake_file)
 
     def raw_files(self, key: str, kind: str) -> list[tuple[str, dict]]:
-        """(uri, manifest entry) of every file of one kind ingested in hour `key`."""
+        """(uri, manifest entry) of every file of one kind ingested in hour `key`; the entry
+        also says the day the group was first copied in (`received_on`, ISO date)."""
         return [
             (self.lake.uri(RAW, hour_path(key), group["files"][kind]["lake_file"]),
-             group["files"][kind])
+             {**group["files"][kind], "received_on": group["ingested_at"][:10]})
             for group in self.raw_manifest(key)["groups"]
         ]  # fmt: skip
 

@@ -68,9 +68,16 @@ BRANCH_FIELDS = {name: (name,) for name in ("branch_id", "location", "establish_
 AGENT_FIELDS = {name: (name,) for name in ("sales_person_id", "name", "hire_date")}
 QUARANTINE_COLUMNS = ["source_file", "source_line", "reason", "transaction_id", "raw_line"]
 
+FIELDS_BY_KIND = {
+    "sales_transactions": SOURCE_FIELDS,
+    "branches": BRANCH_FIELDS,
+    "sales_agents": AGENT_FIELDS,
+}
 MONEY = "decimal(18,2)"
 PRICE = "decimal(18,4)"
 DATE_PATTERN = "yyyy-M-d"  # the source does not zero-pad; padded dates parse too
+FUTURE_GRACE_DAYS = 1
+MAX_RECORD_LINES = 100  # a longer "record" is a stray quote, not a quoted field
 EMAIL_SHAPE = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
 
 
@@ -113,6 +120,27 @@ def header_layout(header: str, fields: dict[str, tuple[str, ...]] = SOURCE_FIELD
     return HeaderLayout(positions, len(names), unknown, missing)
 
 
+def file_problems(kind: str, entry: dict) -> list[tuple[bool, str]]:
+    """What is wrong with one landed file (its manifest entry), as (is_error, words).
+
+    Every file kind is judged alike. An unrecognized header is an error: no row of the file can
+    be used. An empty file or bytes that are not UTF-8 are warnings: the rows that can be read
+    are, and the rest are set aside (quarantined, for transactions).
+    """
+    if entry["empty"]:
+        return [(False, "is empty: no header, nothing read")]
+    problems = []
+    missing = header_layout(entry["header"], FIELDS_BY_KIND[kind]).missing
+    if missing:
+        header = entry["header"][:80]
+        problems.append(
+            (True, f"header not recognized (lacks {', '.join(missing)}; header {header!r})")
+        )
+    if not entry.get("valid_utf8", True):
+        problems.append((False, "holds bytes that are not UTF-8: rows with them are not used"))
+    return problems
+
+
 def number_lines(lines: DataFrame) -> DataFrame:
     """`spark.read.text` output → (source_file, source_line, raw_line), lines numbered from 1.
 
@@ -147,10 +175,75 @@ def number_lines(lines: DataFrame) -> DataFrame:
     )
 
 
+def join_quoted_lines(numbered: DataFrame) -> DataFrame:
+    """Numbered lines → CSV records (RFC 4180): a quoted field may hold line breaks.
+
+    Every `"` toggles "inside quotes", so a record's lines start with a line holding an odd
+    number of quotes and end with the next such line; the lines are joined back with `\n`
+    and keep the first line's number. Such lines are rare: they and their records are joined
+    on their own, the other lines pass through without a shuffle. A record that never closes,
+    or runs over MAX_RECORD_LINES lines, is flagged `unbalanced_quotes` (its raw_line keeps
+    the first MAX_RECORD_LINES lines; the lake copy keeps every byte). The copy step counts
+    records by the same rule (storage.lake), so raw rows still reconcile.
+    """
+    quotes = F.length("raw_line") - F.length(F.regexp_replace("raw_line", '"', ""))
+    in_file = Window.partitionBy("source_file").orderBy("source_line")
+    toggles = (
+        numbered.where(quotes % 2 == 1)
+        .select("source_file", "source_line")
+        .withColumn("pair", F.floor((F.row_number().over(in_file) - 1) / 2))
+    )
+    spans = toggles.groupBy("source_file", "pair").agg(
+        F.min("source_line").alias("record_line"),
+        F.when(F.count("*") == 2, F.max("source_line")).alias("last_line"),
+    )
+    closed = spans.where(F.col("last_line").isNotNull()).select(
+        "source_file",
+        "record_line",
+        F.explode(F.sequence("record_line", "last_line")).alias("source_line"),
+    )
+    unclosed = spans.where(F.col("last_line").isNull()).select(
+        "source_file", F.col("record_line").alias("open_line")
+    )  # at most one per file: the last toggle
+    opened = F.col("open_line")
+    placed = (
+        numbered.join(F.broadcast(closed), ["source_file", "source_line"], "left")
+        .join(F.broadcast(unclosed), "source_file", "left")
+        .withColumn(
+            "record_line",
+            F.coalesce("record_line", F.when(F.col("source_line") >= opened, opened)),
+        )
+    )
+    single = placed.where(F.col("record_line").isNull()).select(
+        "source_file", "source_line", "raw_line", F.lit(False).alias("unbalanced_quotes")
+    )
+    kept = F.col("source_line") < F.col("record_line") + MAX_RECORD_LINES
+    joined = (
+        placed.where(F.col("record_line").isNotNull())
+        .groupBy("source_file", "record_line")
+        .agg(
+            F.sort_array(F.collect_list(F.when(kept, F.struct("source_line", "raw_line")))).alias(
+                "lines"
+            ),
+            F.count("*").alias("line_count"),
+            F.max(F.col("open_line").isNotNull()).alias("unclosed"),
+        )
+        .select(
+            "source_file",
+            F.col("record_line").alias("source_line"),
+            F.array_join(F.transform("lines", lambda line: line.raw_line), "\n").alias("raw_line"),
+            (F.col("unclosed") | (F.col("line_count") > MAX_RECORD_LINES)).alias(
+                "unbalanced_quotes"
+            ),
+        )
+    )
+    return single.unionByName(joined)
+
+
 def parse_lines(
     numbered: DataFrame, header: str, fields: dict[str, tuple[str, ...]] = SOURCE_FIELDS
 ) -> DataFrame:
-    """Numbered lines of one file → one string column per source field (header line dropped).
+    """Records of one file → one string column per source field (header line dropped).
 
     Offline rows omit the trailing shipping_address field: missing trailing fields become
     null. A field past the header's width lands in `overflow`, so it is never silently lost.
@@ -159,7 +252,7 @@ def parse_lines(
     schema = ", ".join([f"c{i} STRING" for i in range(layout.width)] + ["overflow STRING"])
     record = F.from_csv(F.col("raw_line"), schema, {"escape": '"'})
     records = with_computed_once(numbered.where(F.col("source_line") > 1), record=record).select(
-        "source_file", "source_line", "raw_line", "record.*"
+        "source_file", "source_line", "raw_line", "unbalanced_quotes", "record.*"
     )
     fields = [
         F.col(f"c{layout.positions[field]}").alias(field)
@@ -172,6 +265,7 @@ def parse_lines(
         "source_file",
         "source_line",
         "raw_line",
+        "unbalanced_quotes",
         *fields,
         "overflow",
         F.lit(missing).cast("string").alias("missing_columns"),
@@ -299,16 +393,32 @@ def with_types(df: DataFrame) -> DataFrame:
     )
 
 
-def with_quarantine_reason(df: DataFrame) -> DataFrame:
-    """The first rule a row breaks, or null for a row fit for silver."""
-    offline = F.col("is_online") == F.lit(False)
-    checks = [
+def unreadable() -> Column:
+    """Why a parsed record of any file kind cannot be read, or null: the same rules for
+    transactions, branches and sales agents files (a record that fails is never used)."""
+    failures = [
         (F.col("raw_line").contains("\ufffd"), "invalid_encoding"),
+        (F.col("unbalanced_quotes"), "unbalanced_quotes"),
         (F.trim(F.col("raw_line")) == "", "blank_line"),
         (F.col("missing_columns").isNotNull(), "missing_columns"),
         (F.col("overflow").isNotNull(), "too_many_fields"),
+    ]
+    return F.coalesce(*[F.when(test, F.lit(name)) for test, name in failures])
+
+
+def with_quarantine_reason(df: DataFrame) -> DataFrame:
+    """The first rule a row breaks, or null for a row fit for silver.
+
+    A sale cannot be dated after its file reached the lake (`received_on`, the day of its first
+    copy, fixed in the manifest so a re-run decides the same); a day of grace covers a source
+    clock ahead of UTC. Arrival hours are not the bound: a replay lands old sales in any hour.
+    """
+    offline = F.col("is_online") == F.lit(False)
+    latest = F.date_add(F.col("received_on"), FUTURE_GRACE_DAYS)
+    checks = [
         (F.col("transaction_id").isNull(), "missing_transaction_id"),
         (F.col("transaction_date").isNull(), "bad_transaction_date"),
+        (F.col("transaction_date") > latest, "future_transaction_date"),
         (F.col("units").isNull(), "bad_units"),
         (F.col("units") <= 0, "non_positive_units"),
         (F.col("unit_price").isNull(), "bad_unit_price"),
@@ -322,7 +432,7 @@ def with_quarantine_reason(df: DataFrame) -> DataFrame:
         (offline & F.col("sales_agent_id").isNull(), "missing_sales_agent_id"),
     ]
     return df.withColumn(
-        "reason", F.coalesce(*[F.when(test, F.lit(name)) for test, name in checks])
+        "reason", F.coalesce(unreadable(), *[F.when(test, F.lit(name)) for test, name in checks])
     )
 
 

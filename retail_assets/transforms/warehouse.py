@@ -14,7 +14,7 @@ from datetime import datetime
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from retail_assets.transforms.transactions import parse_date, title_case
+from retail_assets.transforms.transactions import parse_date, title_case, unreadable
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def product_attributes(transactions: DataFrame) -> DataFrame:
 
 def branch_attributes(branches: DataFrame) -> DataFrame:
     """A branches file (columns by header name) → typed attributes, one row per branch."""
-    rows = branches.select(
+    rows = branches.where(unreadable().isNull()).select(
         F.trim("branch_id").alias("branch_id"),
         F.trim("location").alias("location"),
         parse_date(F.col("establish_date")).alias("establish_date"),
@@ -124,7 +124,7 @@ def branch_attributes(branches: DataFrame) -> DataFrame:
 
 def agent_attributes(agents: DataFrame) -> DataFrame:
     """A sales agents file → typed attributes, one row per agent (hire dates are unpadded)."""
-    rows = agents.select(
+    rows = agents.where(unreadable().isNull()).select(
         F.trim("sales_person_id").alias("sales_agent_id"),
         title_case(F.col("name")).alias("name"),
         parse_date(F.col("hire_date")).alias("hire_date"),
