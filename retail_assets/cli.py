@@ -106,7 +106,10 @@ def cmd_replay(args, settings: Settings) -> int:
 
     spark_connect.ensure(settings)  # server problems surface before any run starts
     names = args.groups.split(",") if args.groups else None
-    return 0 if replay(Path(args.source_dir), args.start, names) else 1
+    complete = replay(
+        Path(args.source_dir), args.start, names, skip_incomplete=args.skip_incomplete
+    )
+    return 0 if complete else 1
 
 
 def cmd_demo(args, settings: Settings) -> int:
@@ -207,71 +210,105 @@ def cmd_bench(args, settings: Settings) -> int:
     return subprocess.call([sys.executable, "-m", "bench.run", *flags], cwd=CHECKOUT_DIR)
 
 
+class WithDefaults(argparse.HelpFormatter):
+    """Every option's help says its default, where it has one and does not say it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in help:
+            return help
+        return f"{help} (default: %(default)s)"
+
+
+def hour_key(value: str) -> str:
+    """An hour as partition keys spell it, checked before anything runs."""
+    try:
+        return dt.datetime.strptime(value, "%Y-%m-%d-%H:00").strftime("%Y-%m-%d-%H:00")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an hour: write YYYY-MM-DD-HH:00 (UTC), e.g. 2025-06-02-00:00"
+        ) from None
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="retail", description=__doc__)
-    sub = root.add_subparsers(dest="command", required=True)
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="on an error, print the full trace, not one line")  # fmt: skip
 
-    spark = sub.add_parser("spark", help="the local Spark Connect server")
-    spark.add_argument("action", choices=["up", "down", "status"])
-    spark.set_defaults(func=cmd_spark)
+    def command(name: str, func, help: str) -> argparse.ArgumentParser:
+        found = sub.add_parser(name, help=help, description=help, parents=[common],
+                               formatter_class=WithDefaults)  # fmt: skip
+        found.set_defaults(func=func)
+        return found
 
-    kafka = sub.add_parser("kafka", help="the local Kafka broker (Tansu)")
-    kafka.add_argument("action", choices=["up", "down", "status"])
-    kafka.set_defaults(func=cmd_kafka)
+    for name, func, what in [
+        ("spark", cmd_spark, "the local Spark Connect server"),
+        ("kafka", cmd_kafka, "the local Kafka broker (Tansu)"),
+    ]:
+        command(name, func, what).add_argument(
+            "action", choices=["up", "down", "status"], help="start, stop, or report it"
+        )
 
-    prod = sub.add_parser("produce", help="send app-log events to Kafka")
+    prod = command("produce", cmd_produce, "send app-log events to Kafka")
     amount = prod.add_mutually_exclusive_group(required=True)
     amount.add_argument("--count", type=int, help="send N events, then stop")
     amount.add_argument("--rate", type=float, help="events per second until Ctrl-C")
-    prod.add_argument("--seed", type=int, default=7)
+    prod.add_argument("--seed", type=int, default=7, help="the same seed sends the same events")
     prod.add_argument("--topic", help="default: RETAIL_KAFKA_TOPIC or app_logs")
     prod.add_argument("--extra-field", action="append", default=[], metavar="K=V",
                       help="add a field no schema knows to every event (repeatable)")  # fmt: skip
-    prod.set_defaults(func=cmd_produce)
 
-    stream = sub.add_parser("stream", help="one pass of the stream: Kafka → app_events")
+    stream = command("stream", cmd_stream, "one pass of the stream: Kafka → app_events")
     stream.add_argument("--max-per-partition", type=int,
                         help="records of each Kafka partition one pass reads at most "
                              "(default: the app_events asset's own)")  # fmt: skip
-    stream.set_defaults(func=cmd_stream)
 
-    gen = sub.add_parser("generate", help="write source groups in the exact source format")
-    gen.add_argument("--out", required=True)
-    gen.add_argument("--groups", type=int, default=6)
-    gen.add_argument("--rows", type=int, default=1500)
-    gen.add_argument("--seed", type=int, default=42)
-    gen.set_defaults(func=cmd_generate)
+    def source_shape(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--groups", type=int, default=6, help="how many groups")
+        parser.add_argument("--rows", type=int, default=1500, help="transactions per group")
+        parser.add_argument("--seed", type=int, default=42, help="the same seed, the same bytes")
 
-    rep = sub.add_parser("replay", help="land groups as hourly arrivals and run each hour")
-    rep.add_argument("source_dir")
-    rep.add_argument("--start", required=True, help="first arrival hour, YYYY-MM-DD-HH:00 (UTC)")
+    gen = command("generate", cmd_generate, "write source groups in the exact source format")
+    gen.add_argument("--out", required=True, help="folder to write the group folders into")
+    source_shape(gen)
+
+    rep = command("replay", cmd_replay, "land groups as hourly arrivals and run each hour")
+    rep.add_argument("source_dir", help="folder of group folders (group1, group2, …)")
+    rep.add_argument("--start", required=True, type=hour_key,
+                     help="first arrival hour, YYYY-MM-DD-HH:00 (UTC)")  # fmt: skip
     rep.add_argument("--groups", help="comma-separated group folder names (default: all)")
-    rep.set_defaults(func=cmd_replay)
+    rep.add_argument("--skip-incomplete", action="store_true",
+                     help="go on with the complete groups and list the incomplete ones, "
+                          "instead of refusing them all")  # fmt: skip
 
-    demo = sub.add_parser("demo", help="generate groups and replay them")
-    demo.add_argument("--groups", type=int, default=6)
-    demo.add_argument("--rows", type=int, default=1500)
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--start", help="first arrival hour, YYYY-MM-DD-HH:00 (UTC); default: the "
-                      "latest 22:00 from which every group has arrived by now")  # fmt: skip
-    demo.set_defaults(func=cmd_demo)
+    demo = command("demo", cmd_demo, "generate groups and replay them")
+    source_shape(demo)
+    demo.add_argument("--start", type=hour_key,
+                      help="first arrival hour, YYYY-MM-DD-HH:00 (UTC) (default: the latest "
+                           "22:00 from which every group has arrived by now)")  # fmt: skip
 
-    sql = sub.add_parser("sql", help="run Spark SQL on the warehouse")
-    sql.add_argument("query")
-    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    sql.set_defaults(func=cmd_sql)
+    sql = command("sql", cmd_sql, "run Spark SQL on the warehouse")
+    sql.add_argument("query", help="one Spark SQL statement, e.g. 'SHOW TABLES IN retail_dwh'")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                     help="how the rows are printed")  # fmt: skip
 
-    bench = sub.add_parser("bench", help="the benchmarks in bench/ (ratios, results file)")
+    bench = command("bench", cmd_bench, "the benchmarks in bench/ (ratios, results file)")
     bench.add_argument("--quick", action="store_true", help="small sizes, under ~10 minutes")
     bench.add_argument("--json", action="store_true", help="end with one line of JSON figures")
     bench.add_argument("--only", help="comma-separated benchmark prefixes, e.g. p1,p5")
-    bench.set_defaults(func=cmd_bench)
 
-    ui = sub.add_parser("ui", help="the Dagster UI and daemon (dagster dev) on this project")
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=3000)
-    ui.set_defaults(func=cmd_ui)
+    ui = command("ui", cmd_ui, "the Dagster UI and daemon (dagster dev) on this project")
+    ui.add_argument("--host", default="127.0.0.1", help="address the webserver listens on")
+    ui.add_argument("--port", type=int, default=3000, help="port of the webserver")
     return root
+
+
+def one_line(error: BaseException) -> str:
+    """An error in one line: its first line (Spark's carry a JVM trace below it)."""
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ServiceError, ReplayError) as error:
         print(f"retail: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        if args.verbose:
+            raise
+        print(f"retail: {one_line(error)}  (--verbose: the full trace)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

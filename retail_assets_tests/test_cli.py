@@ -1,5 +1,6 @@
 """The `retail` command end to end: the demo replay through Dagster, SQL, and server errors."""
 
+import argparse
 import csv
 import json
 import os
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from retail_assets.servers import spark_connect
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import ServiceError, free_port
+from retail_assets_tests.helpers import write_group
 
 DEMO_START = "2025-06-01-22:00"  # fixed hours, so the assertions can name them
 SILVER_BY_HOUR = (
@@ -148,3 +151,45 @@ def test_bench_names_the_benchmarks_when_only_matches_none():
     result = retail("bench", "--only", "p9")
     assert result.returncode == 2
     assert "names no benchmark" in result.stderr and "p5_stream_vs_plain_consume" in result.stderr
+
+
+def test_a_mistyped_query_is_one_line_and_verbose_gives_the_trace(spark):
+    result = retail("sql", "SELEC 1")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "PARSE_SYNTAX_ERROR" in lines[0] and "--verbose" in lines[0], lines
+    verbose = retail("sql", "SELEC 1", "--verbose")
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_a_start_that_is_not_an_hour_is_a_usage_error(tmp_path):
+    result = retail("replay", str(tmp_path), "--start", "2025-06-02")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'2025-06-02' is not an hour: write YYYY-MM-DD-HH:00" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["replay", "demo", "generate", "sql", "produce", "stream"])
+def test_every_option_has_help_and_its_default(command):
+    from retail_assets.cli import parser
+
+    (commands,) = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in commands.choices[command]._actions:
+        assert action.help, (command, action.dest)
+    shown = retail(command, "--help").stdout
+    for action in commands.choices[command]._actions:
+        if action.default not in (None, False, [], argparse.SUPPRESS):
+            assert f"default: {action.default}" in " ".join(shown.split()), (command, action.dest)
+
+
+def test_skip_incomplete_replays_the_complete_groups_and_names_the_rest(tmp_path):
+    from retail_assets.dev.replay import ReplayError, source_groups
+
+    write_group(tmp_path, "group1", datetime.now(UTC))
+    write_group(tmp_path, "group2", datetime.now(UTC), skip=("sales_transactions",))
+    with pytest.raises(ReplayError, match="incomplete source groups: group2.*--skip-incomplete"):
+        source_groups(tmp_path, None)
+    said = []
+    assert source_groups(tmp_path, None, skip_incomplete=True, say=said.append) == [
+        tmp_path / "group1"
+    ]
+    assert said and "group2" in said[0]

@@ -33,8 +33,14 @@ class ReplayError(RuntimeError):
     pass
 
 
-def source_groups(source_dir: Path, names: list[str] | None) -> list[Path]:
-    """The groups to replay, in group-number order (scan_landing's order)."""
+def source_groups(
+    source_dir: Path,
+    names: list[str] | None,
+    skip_incomplete: bool = False,
+    say: Callable[[str], None] = print,
+) -> list[Path]:
+    """The groups to replay, in group-number order (scan_landing's order). An incomplete group
+    refuses the replay, or with `skip_incomplete` is left out and named."""
     found = {group.name: group for group in scan_landing(source_dir)}
     if names:
         unknown = [name for name in names if name not in found]
@@ -42,8 +48,14 @@ def source_groups(source_dir: Path, names: list[str] | None) -> list[Path]:
             raise ReplayError(f"no such group in {source_dir}: {', '.join(unknown)}")
         found = {name: group for name, group in found.items() if name in names}
     incomplete = [f"{g.name} ({'; '.join(g.problems)})" for g in found.values() if not g.complete]
+    if incomplete and not skip_incomplete:
+        raise ReplayError(
+            f"incomplete source groups: {', '.join(incomplete)} "
+            "(--skip-incomplete replays the others)"
+        )
     if incomplete:
-        raise ReplayError(f"incomplete source groups: {', '.join(incomplete)}")
+        say(f"skipping incomplete source groups: {', '.join(incomplete)}")
+        found = {name: group for name, group in found.items() if group.complete}
     if not found:
         raise ReplayError(f"no group folders in {source_dir}")
     return [group.path for group in found.values()]
@@ -140,9 +152,10 @@ def replay(
     start_key: str,
     group_names: list[str] | None = None,
     say: Callable[[str], None] = print,
+    skip_incomplete: bool = False,
 ) -> bool:
     """Land groups as arrivals of consecutive hours from `start_key`, running each hour."""
-    groups = source_groups(source_dir, group_names)
+    groups = source_groups(source_dir, group_names, skip_incomplete, say)
     settings = Settings.from_env()
     try:  # before the definitions load: their partitions start there
         record_partitions_start(settings, start_key)
