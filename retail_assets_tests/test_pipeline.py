@@ -67,11 +67,11 @@ def run_hours(spark, settings, storage, keys):
 
 
 def silver_of(spark, storage, key):
-    return spark.read.parquet(storage.lake.uri("silver", "transactions", hour_path(key)))
+    return storage.lake_table("silver", "transactions").hour(spark, key)
 
 
 def quarantine_of(spark, storage, key):
-    return spark.read.parquet(storage.lake.uri("quarantine", "transactions", hour_path(key)))
+    return storage.lake_table("quarantine", "transactions").hour(spark, key)
 
 
 def sorted_rows(frame):

@@ -5,6 +5,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 
 from retail_assets.storage.tables import HourlyTable
 
@@ -59,3 +60,30 @@ def test_hour_filters_select_exactly_their_hours(spark, facts):
     assert ids(facts.hours(spark, H23, through=False)) == {"a"}
     assert ids(facts.hours(spark, H23, through=True)) == {"a", "b"}
     assert ids(facts.hours(spark, NEXT, through=False)) == {"a", "b"}
+
+
+def test_a_killed_write_is_never_seen_and_the_next_write_sweeps_it(spark, facts):
+    """A run killed mid-write leaves files in a folder no partition points at: readers keep the
+    old hour, whole; the hour's next write removes the leftover."""
+    first = facts.write(spark, sales(spark, ("a", date(2024, 1, 5))), H22)
+    hour_folder = Path(first).parent
+    leftover = hour_folder / "0f0f0f0f0f0f0f0f"  # what a killed run's write leaves behind
+    sales(spark, ("x", date(2024, 1, 6))).write.parquet(str(leftover))
+    assert ids(facts.hour(spark, H22)) == {"a"}
+    second = facts.write(spark, sales(spark, ("b", date(2024, 1, 7))), H22)
+    assert ids(facts.hour(spark, H22)) == {"b"}
+    assert sorted(hour_folder.iterdir()) == [Path(second)]  # replaced and leftover are gone
+
+
+def test_a_reader_sees_a_rewrite_made_by_another_session(spark, settings, facts):
+    """Spark caches a table's file listing per session. A rewrite in place by another session
+    (a killed run's write still running on the server, or a second user) left this session
+    listing deleted files: FAILED_READ_FILE … REFRESH TABLE. Each write has its own folder."""
+    facts.write(spark, sales(spark, ("a", date(2024, 1, 5))), H22)
+    assert ids(facts.hour(spark, H22)) == {"a"}  # listed and cached in this session
+    other = SparkSession.builder.remote(settings.spark_remote).create()
+    try:
+        facts.write(other, sales(other, ("b", date(2024, 1, 7)), ("c", date(2024, 1, 8))), H22)
+    finally:
+        other.stop()
+    assert ids(facts.hour(spark, H22)) == {"b", "c"}

@@ -19,7 +19,6 @@ an hour of a compacted month re-compacts that month from the source.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -27,7 +26,12 @@ from pyspark.sql import functions as F
 
 from retail_assets.storage.hours import closed_before, hour_of
 from retail_assets.storage.lake import Lake
-from retail_assets.storage.tables import HourlyTable, add_partitions, ensure_table
+from retail_assets.storage.tables import (
+    HourlyTable,
+    add_partitions,
+    ensure_table,
+    publish_partition,
+)
 
 
 def hour_slot(key: str) -> str:
@@ -60,11 +64,9 @@ class SeenIndex:
         slot = hour_slot(key)
         values = self._rows(self.source.hour(spark, key))
         ensure_table(spark, self.name, self.location, values, ["slot"])
-        path = f"{self.location}/slot={slot}"
-        values.write.mode("overwrite").parquet(path)
-        spark.sql(f"ALTER TABLE {self.name} ADD IF NOT EXISTS PARTITION (slot='{slot}') "
-                  f"LOCATION '{path}'")  # fmt: skip
-        spark.sql(f"ALTER TABLE {self.name} PARTITION (slot='{slot}') SET LOCATION '{path}'")
+        publish_partition(
+            spark, self.name, f"slot='{slot}'", f"{self.location}/slot={slot}", values
+        )
         self.compact(spark, key)
 
     def compact(self, spark: SparkSession, key: str) -> list[str]:
@@ -81,20 +83,14 @@ class SeenIndex:
     def compact_month(self, spark: SparkSession, month: str, hours: list[str]) -> None:
         """Rewrite `month` from the source into a fresh folder, switch its one partition to it
         (a single metastore change), then drop the month's hour partitions."""
-        rows = self.source.month(spark, month)
-        token = uuid.uuid4().hex
-        path = f"{self.location}/slot={month}/{token}"
-        self._rows(rows).coalesce(1).write.parquet(path)
-        alter = f"ALTER TABLE {self.name}"
-        spark.sql(f"{alter} ADD IF NOT EXISTS PARTITION (slot='{month}') LOCATION '{path}'")
-        spark.sql(f"{alter} PARTITION (slot='{month}') SET LOCATION '{path}'")
+        rows = self._rows(self.source.month(spark, month)).coalesce(1)
+        publish_partition(
+            spark, self.name, f"slot='{month}'", f"{self.location}/slot={month}", rows
+        )
         lake = Lake(self.location)
-        for old in lake.list_names(f"slot={month}"):
-            if old != token:
-                lake.fs.delete_dir(lake.path(f"slot={month}", old))
         if hours:
             drops = ", ".join(f"PARTITION (slot='{s}')" for s in hours)
-            spark.sql(f"{alter} DROP IF EXISTS {drops}")
+            spark.sql(f"ALTER TABLE {self.name} DROP IF EXISTS {drops}")
             for slot in hours:
                 lake.fs.delete_dir(lake.path(f"slot={slot}"))
 

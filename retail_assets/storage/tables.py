@@ -1,16 +1,24 @@
 """Metastore tables whose hourly partitions are written by path and then registered.
 
-Writing one hour's folder with mode("overwrite") replaces exactly that hour — also when the
-new data is empty, which dynamic partition overwrite would silently skip — and leaves every
-other hour untouched, so a partition re-run is idempotent. Each partition names its folder
-explicitly, so it stays right if the lake root moves.
+Writing an hour replaces exactly that hour — also when the new data is empty, which dynamic
+partition overwrite would silently skip — and leaves every other hour untouched, so a
+partition re-run is idempotent. Each partition names its folder explicitly, so it stays right
+if the lake root moves.
+
+Every write goes to a fresh folder inside the hour's folder, and the partition is then pointed
+at it: one metastore change, so a reader sees the old hour or the new one, whole, and a run
+killed mid-write leaves only a folder nobody reads (the next write of the hour sweeps it). A
+fresh folder is also never in Spark's file-listing cache, which would otherwise still list
+the files a killed run's re-run replaced (FAILED_READ_FILE … REFRESH TABLE).
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from functools import reduce
 
+from pyarrow import fs
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -33,14 +41,11 @@ class HourlyTable:
 
     def write(self, spark: SparkSession, frame: DataFrame, key: str) -> str:
         """Replace hour `key` with `frame`; returns the hour's folder."""
-        frame = frame.drop(*HOUR_COLUMNS)  # the hour's folder carries them
+        frame = frame.drop(*HOUR_COLUMNS)  # the partition carries them
         self.ensure(spark, frame)
-        path = f"{self.location}/{hour_path(key)}"
-        frame.write.mode("overwrite").parquet(path)
-        spec, alter = partition_spec(key), f"ALTER TABLE {self.name}"
-        spark.sql(f"{alter} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{path}'")
-        spark.sql(f"{alter} PARTITION ({spec}) SET LOCATION '{path}'")
-        return path
+        return publish_partition(
+            spark, self.name, partition_spec(key), f"{self.location}/{hour_path(key)}", frame
+        )
 
     def has_hour(self, spark: SparkSession, key: str) -> bool:
         """Whether hour `key` was written (an empty hour counts: its partition exists)."""
@@ -174,6 +179,28 @@ def drop_partitions(
         folder = [*under, *(f"{c}={v}" for c, v in p.items())]
         if lake.exists(*folder):
             lake.fs.delete_dir(lake.path(*folder))
+
+
+def publish_partition(
+    spark: SparkSession, name: str, spec: str, folder: str, frame: DataFrame
+) -> str:
+    """Write `frame` to a fresh folder under `folder`, point partition `spec` of table `name`
+    at it (the one change a reader can see), then delete whatever else `folder` holds: the
+    version replaced and any a killed run left. Returns the folder written."""
+    token = uuid.uuid4().hex[:16]
+    path = f"{folder}/{token}"
+    frame.write.mode("error").parquet(path)
+    alter = f"ALTER TABLE {name}"
+    spark.sql(f"{alter} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{path}'")
+    spark.sql(f"{alter} PARTITION ({spec}) SET LOCATION '{path}'")
+    lake = Lake(folder)
+    for info in lake.fs.get_file_info(fs.FileSelector(lake.base)):
+        if info.base_name != token:
+            delete = (
+                lake.fs.delete_dir if info.type == fs.FileType.Directory else lake.fs.delete_file
+            )
+            delete(info.path)
+    return path
 
 
 def partition_spec(key: str) -> str:
