@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from retail_assets.dev.replay import ReplayError
+from retail_assets.orchestration.retries import one_line
 from retail_assets.servers.supervisor import ServiceError
 from retail_assets.settings import (
     CHECKOUT_DIR,
@@ -107,7 +108,11 @@ def cmd_replay(args, settings: Settings) -> int:
     spark_connect.ensure(settings)  # server problems surface before any run starts
     names = args.groups.split(",") if args.groups else None
     complete = replay(
-        Path(args.source_dir), args.start, names, skip_incomplete=args.skip_incomplete
+        Path(args.source_dir),
+        args.start,
+        names,
+        skip_incomplete=args.skip_incomplete,
+        rerun=args.rerun,
     )
     return 0 if complete else 1
 
@@ -282,6 +287,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--skip-incomplete", action="store_true",
                      help="go on with the complete groups and list the incomplete ones, "
                           "instead of refusing them all")  # fmt: skip
+    rep.add_argument("--rerun", action="store_true",
+                     help="run again the hours whose last run ended well (else they are "
+                          "skipped: the same command after a crash finishes the rest)")  # fmt: skip
 
     demo = command("demo", cmd_demo, "generate groups and replay them")
     source_shape(demo)
@@ -303,12 +311,6 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="address the webserver listens on")
     ui.add_argument("--port", type=int, default=3000, help="port of the webserver")
     return root
-
-
-def one_line(error: BaseException) -> str:
-    """An error in one line: its first line (Spark's carry a JVM trace below it)."""
-    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

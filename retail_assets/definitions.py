@@ -19,6 +19,7 @@ from retail_assets.assets.warehouse import (
     sales_facts,
 )
 from retail_assets.orchestration.jobs import app_events_job, hourly_pipeline
+from retail_assets.orchestration.orphans import orphaned_runs
 from retail_assets.orchestration.sensors import kafka_sensor, landing_sensor
 from retail_assets.resources import kafka_resource, spark_resource
 from retail_assets.settings import Settings
@@ -56,7 +57,7 @@ def batch_definitions(storage: StorageResource, on: Settings = settings) -> Defi
 defs = Definitions(
     assets=linked_to_source([*with_hourly_freshness(BATCH_ASSETS), app_events]),
     jobs=[hourly_pipeline, app_events_job],
-    sensors=[landing_sensor, outputs_automation, kafka_sensor],
+    sensors=[landing_sensor, outputs_automation, kafka_sensor, orphaned_runs],
     resources={
         "spark": spark_resource(settings),
         "storage": storage_resource(settings),

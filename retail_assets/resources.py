@@ -5,6 +5,8 @@ from __future__ import annotations
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from dagster_pyspark import PySparkResource
 from dagster_pyspark.resources import spark_session_from_config
+from pyspark.sql import SparkSession
+from pyspark.sql.connect.client.retries import DefaultPolicy
 
 from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.spark_connect import LocalSparkServer
@@ -16,15 +18,50 @@ class SparkResource(PySparkResource):
     """PySparkResource that first starts the embedded local Connect server when it is the target.
 
     `spark_config` decides where Spark is: {"spark.remote": "sc://…"} for Spark Connect, or
-    {"spark.master": …} for a classic session; neither needs a code change.
+    {"spark.master": …} for a classic session; neither needs a code change. The session is
+    made on first use; after the server went away (`went_away`) the next use makes a new
+    one, as a restarted server does not know the old session.
     """
 
     local_server: LocalSparkServer | None = None  # set when the project runs the server itself
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        if self.local_server:
-            self.local_server.up()
-        super().setup_for_execution(context)
+        self._spark_session = None
+
+    @property
+    def spark_session(self) -> SparkSession:
+        if self._spark_session is None:
+            self._spark_session = connect(self.spark_config, self.local_server)
+        return self._spark_session
+
+    def went_away(self) -> str:
+        """Forget the session and say which server to bring back, and how."""
+        stale, self._spark_session = self._spark_session, None
+        if stale is not None and hasattr(stale, "client"):
+            stale.client.set_retry_policies([])  # releasing it must not wait on the dead server
+            stale.stop()
+        where = self.spark_config.get("spark.remote") or self.spark_config.get("spark.master")
+        start = "the retry starts it again" if self.local_server else "restart it"
+        return (
+            f"the Spark server {where} stopped answering; {start}, or start it with "
+            "`retail spark up` and re-execute the run"
+        )
+
+
+# Spark Connect's own client retries an unreachable server for ~10 minutes (15 retries)
+# before it says anything; these 8 wait ~45 s, then the step fails and its retry policy
+# (orchestration/retries.py) takes over with a new session.
+CLIENT_RETRIES = {"max_retries": 8, "max_backoff": 10_000}
+
+
+def connect(spark_config: dict, local_server: LocalSparkServer | None) -> SparkSession:
+    """A session on the configured Spark, the embedded server started first if it is ours."""
+    if local_server:
+        local_server.up()
+    session = spark_session_from_config(spark_config)
+    if hasattr(session, "client"):  # Spark Connect
+        session.client.set_retry_policies([DefaultPolicy(**CLIENT_RETRIES)])
+    return session
 
 
 class KafkaResource(ConfigurableResource):
@@ -45,6 +82,12 @@ class KafkaResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if self.local_broker:
             self.local_broker.up()
+
+    def went_away(self) -> str:
+        return (
+            f"the Kafka broker {self.bootstrap_servers} was unreachable; once it is back "
+            "(`retail kafka up` for the embedded one) the retry or a re-execution goes on"
+        )
 
     def client_config(self) -> dict[str, str]:
         """librdkafka settings shared by producers, consumers and the Spark source."""
@@ -101,9 +144,7 @@ def kafka_resource(settings: Settings) -> KafkaResource:
     return KafkaResource(bootstrap_servers=settings.kafka_bootstrap, local_broker=local, **fields)
 
 
-def spark_session(settings: Settings):
+def spark_session(settings: Settings) -> SparkSession:
     """A session for code outside Dagster runs (CLI, benchmarks), through the same resource."""
     resource = spark_resource(settings)
-    if resource.local_server:
-        resource.local_server.up()
-    return spark_session_from_config(resource.spark_config)
+    return connect(resource.spark_config, resource.local_server)

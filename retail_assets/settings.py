@@ -10,6 +10,7 @@ server pids and logs) so one directory can be inspected, backed up or wiped as a
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,8 +59,9 @@ class Settings:
         return self.kafka_bootstrap == local_kafka_address(self.kafka_port)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ.get
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings `environ` (default: this process's environment) gives."""
+        env = (os.environ if environ is None else environ).get
         home = Path(env("RETAIL_HOME") or _default_home()).resolve()
         port = int(env("RETAIL_SPARK_PORT") or DEFAULT_SPARK_PORT)
         kafka_port = int(env("RETAIL_KAFKA_PORT") or DEFAULT_KAFKA_PORT)

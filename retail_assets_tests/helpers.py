@@ -168,3 +168,23 @@ def written_columns(spark, storage: StorageResource, asset: str) -> list[tuple[s
             for field in (LAKE_DB, DWH_DB)}  # fmt: skip
     schema = spark.table(f"{ours[database]}.{table}").schema
     return [(field.name, field.dataType.simpleString()) for field in schema]
+
+
+def messages(error) -> str:
+    """A Dagster error's message and its causes' (a step's own error is the cause of the
+    RetryRequestedFromPolicy of its STEP_UP_FOR_RETRY event)."""
+    return error.message + (messages(error.cause) if error.cause else "")
+
+
+def environment(root: Path, name: str) -> dict[str, str]:
+    """This process's environment with a scenario's own folders (under `root`), databases
+    (`<name>_lake`, `<name>_dwh`) and Dagster instance, for a `retail` process."""
+    return {
+        **os.environ,
+        "RETAIL_LANDING_DIR": str(root / "landing"),
+        "RETAIL_LAKE_ROOT": str(root / "lake"),
+        "RETAIL_EXPORTS_DIR": str(root / "exports"),
+        "DAGSTER_HOME": str(root / "dagster"),
+        "RETAIL_LAKE_DB": f"{name}_lake",
+        "RETAIL_DWH_DB": f"{name}_dwh",
+    }

@@ -108,7 +108,7 @@ def test_replaying_an_hour_again_leaves_identical_silver(demo, settings):
     )
     before = sql_json(query)
     source = settings.home / "demo_source"
-    result = retail("replay", str(source), "--start", DEMO_START, "--groups", "group2")
+    result = retail("replay", str(source), "--start", DEMO_START, "--groups", "group2", "--rerun")
     assert result.returncode == 0, result.stdout[-3000:]
     assert "2025-06-01-23:00  group2" in result.stdout
     assert sql_json(query) == before

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from dagster import build_init_resource_context
-from dagster_pyspark import PySparkResource
 
 from retail_assets.definitions import defs
 from retail_assets.resources import kafka_resource, spark_resource
@@ -74,6 +73,7 @@ def test_the_spark_resource_starts_the_server_its_fields_name(monkeypatch, tmp_p
     monkeypatch.setenv("RETAIL_HOME", str(tmp_path / "changed later"))
     started = []
     monkeypatch.setattr(LocalSparkServer, "up", lambda self: started.append(self.home))
-    monkeypatch.setattr(PySparkResource, "setup_for_execution", lambda self, context: None)
+    monkeypatch.setattr("retail_assets.resources.spark_session_from_config", lambda conf: conf)
     resource.setup_for_execution(build_init_resource_context())
+    assert resource.spark_session == resource.spark_config  # made on first use
     assert started == [str(tmp_path / "built")]

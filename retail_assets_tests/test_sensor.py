@@ -1,12 +1,13 @@
 """The landing sensor's decisions, evaluated with build_sensor_context and asserted on cursors."""
 
 import json
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
-from retail_assets.orchestration.sensors import RANGE_END, RANGE_START, landing_sensor
+from retail_assets.orchestration.sensors import RANGE_END, RANGE_START, SETTLE_S, landing_sensor
 from retail_assets.storage.resource import StorageResource
 from retail_assets_tests.helpers import write_group
 
@@ -23,10 +24,12 @@ def storage(tmp_path):
 
 
 def tick(storage, cursor=None):
-    with DagsterInstance.ephemeral() as instance:
-        context = build_sensor_context(
+    with (
+        DagsterInstance.ephemeral() as instance,
+        build_sensor_context(
             cursor=cursor, resources={"storage": storage}, instance=instance
-        )
+        ) as context,
+    ):
         return landing_sensor(context)
 
 
@@ -102,3 +105,18 @@ def test_quiet_hours_before_an_arrival_get_one_range_run(storage):
         "2025-03-04-08:00",
     )
     assert arrival.partition_key == "2025-03-04-09:00"
+
+
+def test_a_group_whose_files_still_change_waits_until_they_are_still(storage):
+    now = datetime.now(UTC)
+    folder = write_group(storage.landing_dir_path, "group1", now)  # a file being written now
+    waiting = tick(storage)
+    assert waiting.run_requests == []
+    assert "group1 changed 0s ago: ingested once its files have been still for 60s" in (
+        waiting.skip_reason.skip_message
+    )
+    for path in folder.iterdir():  # the copy ended a minute ago
+        stamp = (now - timedelta(seconds=SETTLE_S + 1)).timestamp()
+        os.utime(path, (stamp, stamp))
+    (request,) = tick(storage, waiting.cursor).run_requests
+    assert request.tags["retail/groups"] == "group1"

@@ -196,8 +196,8 @@ def test_events_produced_between_runs_are_landed_by_the_next_run(spark, settings
 def sensor_decision(stream, instance, kafka=None):
     storage, own, _ = stream
     resources = {"kafka": kafka or own, "storage": storage}
-    context = build_sensor_context(instance=instance, resources=resources)
-    return kafka_sensor(context)
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        return kafka_sensor(context)
 
 
 def test_sensor_requests_a_run_only_for_uncommitted_events(spark, settings, stream):

@@ -247,6 +247,7 @@ def test_record_longer_than_the_limit_is_unbalanced(spark):
         (offline().replace(",b1,", ",,"), "missing_branch_id"),
         (offline().replace(",a1,", ",,"), "missing_sales_agent_id"),
         (offline() + ",addr/c/s/1,extra", "too_many_fields"),
+        (offline() + ",x" * 10_000, "too_many_fields"),
         ("", "blank_line"),
         (offline().replace("john", "jo\ufffdn"), "invalid_encoding"),
     ],

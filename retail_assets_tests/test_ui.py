@@ -30,6 +30,7 @@ from retail_assets.dev.generator import generate
 from retail_assets.dev.replay import land
 from retail_assets.servers.supervisor import alive, free_port
 from retail_assets.storage.hours import key_of
+from retail_assets_tests.helpers import environment
 
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1600, "height": 1000}
@@ -117,13 +118,7 @@ class UI:
 
 def ui_environment(root: Path, current_hour: datetime) -> dict[str, str]:
     return {
-        **os.environ,
-        "RETAIL_LANDING_DIR": str(root / "landing"),
-        "RETAIL_LAKE_ROOT": str(root / "lake"),
-        "RETAIL_EXPORTS_DIR": str(root / "exports"),
-        "DAGSTER_HOME": str(root / "dagster"),
-        "RETAIL_LAKE_DB": "ui_lake",
-        "RETAIL_DWH_DB": "ui_dwh",
+        **environment(root, "ui"),
         "RETAIL_KAFKA_TOPIC": "ui_app_logs",
         # Half a day of partitions: the picker offers the hours a live pipeline has.
         "RETAIL_PARTITIONS_START": key_of(current_hour - timedelta(hours=12)),

@@ -14,6 +14,7 @@ from dagster import (
     multi_asset,
 )
 
+from retail_assets.orchestration.retries import TRANSIENT_RETRY, final_unless_transient
 from retail_assets.settings import Settings
 
 # end_offset=1: the current hour is a partition already, so a group is ingested on arrival
@@ -32,14 +33,18 @@ def own_previous_hour(name: str) -> AssetDep:
 
 
 def single_run_backfill(decorator, **kwargs):
-    """`decorator(**kwargs)` (@asset, @multi_asset) whose backfill of a range runs as one run.
+    """`decorator(**kwargs)` (@asset, @multi_asset) whose backfill of a range runs as one run,
+    and which retries a server's absence only (orchestration/retries.py).
 
     Dagster marks `backfill_policy` beta and warns once per asset on every import; the policy is
     chosen deliberately, so exactly that warning is silenced here, where it is raised.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Parameter `backfill_policy`", BetaWarning)
-        return decorator(backfill_policy=BackfillPolicy.single_run(), **kwargs)
+        decorate = decorator(
+            backfill_policy=BackfillPolicy.single_run(), retry_policy=TRANSIENT_RETRY, **kwargs
+        )
+    return lambda compute: decorate(final_unless_transient(compute))
 
 
 def hourly_asset(**kwargs):

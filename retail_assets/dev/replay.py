@@ -17,13 +17,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dagster import AssetCheckSeverity, DagsterEventType, DagsterInstance, Definitions
+from dagster import (
+    AssetCheckSeverity,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    Definitions,
+    RunsFilter,
+)
 
 from retail_assets.orchestration.jobs import RANGE_END, RANGE_START
 from retail_assets.settings import Settings, record_partitions_start
 from retail_assets.storage.hours import hour_of, key_of
 from retail_assets.storage.landing import scan_landing
 from retail_assets.storage.resource import storage_resource
+
+PARTITION_TAG = "dagster/partition"  # the tag Dagster gives a run of one partition
 
 # The run's full event log is in the instance (and the UI); the terminal gets a summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -147,14 +156,33 @@ def run_hour(
     return run
 
 
+def finished_run(instance: DagsterInstance, key: str) -> str | None:
+    """The id of hour `key`'s last hourly run when it succeeded with no failed ERROR check
+    (what the replay reports as ok), else None."""
+    runs = instance.get_runs(
+        RunsFilter(job_name="hourly_pipeline", tags={PARTITION_TAG: key}), limit=1
+    )
+    if not runs or runs[0].status != DagsterRunStatus.SUCCESS:
+        return None
+    checks = instance.all_logs(runs[0].run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    for record in checks:
+        evaluation = record.dagster_event.event_specific_data
+        if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR:
+            return None
+    return runs[0].run_id
+
+
 def replay(
     source_dir: Path,
     start_key: str,
     group_names: list[str] | None = None,
     say: Callable[[str], None] = print,
     skip_incomplete: bool = False,
+    rerun: bool = False,
 ) -> bool:
-    """Land groups as arrivals of consecutive hours from `start_key`, running each hour."""
+    """Land groups as arrivals of consecutive hours from `start_key`, running each hour. An
+    hour whose group is in and whose last run ended well is skipped unless `rerun`: the same
+    command after a crash finishes what was interrupted."""
     groups = source_groups(source_dir, group_names, skip_incomplete, say)
     settings = Settings.from_env()
     try:  # before the definitions load: their partitions start there
@@ -169,6 +197,11 @@ def replay(
         landed = land(group, settings.landing_dir, arrival)
         marker = storage.group_marker(landed.name)
         key = marker["partition"] if marker else key_of(arrival)
+        done = finished_run(instance, key) if marker and not rerun else None
+        if done:
+            say(f"[{index + 1}/{len(groups)}] {key}  {landed.name}: done by run {done[:8]}, "
+                "skipped (--rerun runs it again)")  # fmt: skip
+            continue
         if key != key_of(arrival):
             say(f"{landed.name} was already ingested in {key}; re-running that hour")
         began = datetime.now()

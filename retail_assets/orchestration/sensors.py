@@ -2,7 +2,7 @@
 and the Kafka sensor (events the stream has not committed request a pass of the stream)."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import KafkaException
 from dagster import (
@@ -26,6 +26,10 @@ from retail_assets.storage.hours import hour_of
 from retail_assets.storage.landing import scan_landing
 from retail_assets.storage.resource import StorageResource
 from retail_assets.streaming.kafka_source import behind_checkpoint
+
+# A group is requested once none of its files changed for this long: a file still being
+# copied in keeps changing. (Landing by renaming a finished folder in needs no wait.)
+SETTLE_S = 60
 
 
 def quiet_hours(last_hour: str | None, key: str) -> list[str]:
@@ -71,6 +75,13 @@ def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -
                 )
             continue
         if pending.get(group.name) == group.fingerprint:
+            continue
+        still = (datetime.now(UTC) - group.arrived_at).total_seconds()
+        if still < SETTLE_S:
+            notes.append(
+                f"{group.name} changed {still:.0f}s ago: ingested once its files have been "
+                f"still for {SETTLE_S}s (a file may still be being written)"
+            )
             continue
         if not hourly_partitions.has_partition_key(group.partition_key):
             notes.append(

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pyarrow import fs
 
+from retail_assets.storage.failpoints import failpoint
+
 COPY_CHUNK = 8 << 20
 
 
@@ -62,13 +64,20 @@ class Lake:
             return stream.read()
 
     def write_bytes(self, data: bytes, *parts: str) -> str:
-        """Write then move into place, so a reader sees the old or the new file, whole."""
+        """Write then move into place, so a reader sees the old or the new file, whole. The
+        temporary file is hidden (a partner's `*.csv` never matches it); one a killed write
+        left is removed by the next write of the same file."""
         target = self.path(*parts)
-        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-        temp = f"{target}.{uuid.uuid4().hex}.tmp"
+        folder, name = target.rsplit("/", 1)
+        self.fs.create_dir(folder, recursive=True)
+        temp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
         with self.fs.open_output_stream(temp) as stream:
             stream.write(data)
+        failpoint(f"write_bytes:{name}")
         self.fs.move(temp, target)
+        for info in self.fs.get_file_info(fs.FileSelector(folder)):
+            if info.base_name.startswith(f".{name}.") and info.base_name.endswith(".tmp"):
+                self.fs.delete_file(info.path)
         return self.uri(*parts)
 
     def read_json(self, *parts: str) -> dict | None:
@@ -84,13 +93,15 @@ class Lake:
         target = self.path(*parts)
         self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
         digest, size, counter = hashlib.sha256(), 0, _RecordCounter()
-        temp = f"{target}.{uuid.uuid4().hex}.tmp"
+        folder, name = target.rsplit("/", 1)
+        temp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
         with open(source, "rb") as src, self.fs.open_output_stream(temp) as dst:
             while chunk := src.read(COPY_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
                 counter.feed(chunk)
                 dst.write(chunk)
+        failpoint(f"copy_in:{name}")
         self.fs.move(temp, target)
         return CopiedFile(
             size, digest.hexdigest(), counter.records, counter.valid_utf8(), counter.header()

@@ -14,10 +14,14 @@ exports. Assets, sensors, the replay and the benchmarks ask it; none of them bui
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 
+from retail_assets.orchestration.orphans import WORKER_TAG, fail_orphaned_runs, worker
 from retail_assets.settings import Settings, env_fields
 from retail_assets.storage.checkpoints import Commit, last_commit
 from retail_assets.storage.compacted import CompactedTable
@@ -26,6 +30,7 @@ from retail_assets.storage.lake import CopiedFile, Lake
 from retail_assets.storage.seen import SeenIndex
 from retail_assets.storage.stream import StreamTable
 from retail_assets.storage.tables import HourlyTable
+from retail_assets.storage.writer_lock import writer_lock
 
 RAW = "raw"
 MANIFEST = "_manifest.json"
@@ -45,6 +50,25 @@ class StorageResource(ConfigurableResource):
     exports_dir: str
     lake_database: str = "retail_lake"  # silver, quarantine
     warehouse_database: str = "retail_dwh"  # dimensions, facts, insights, app events
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[StorageResource]:
+        """A batch run holds the writer lock (storage/writer_lock.py) for the whole run, and
+        once it holds it fails the runs a killed worker left STARTED (orchestration/orphans.py).
+        A streaming run writes only its own tables and goes beside; a sensor (no run) reads."""
+        run, instance = context.dagster_run, context.instance
+        if run is None or instance is None:
+            yield self
+            return
+        instance.add_run_tags(run.run_id, {WORKER_TAG: worker(os.getpid())})
+        if run.tags.get("retail/lane") == "streaming":
+            yield self
+            return
+        holder = f"run {run.run_id[:8]} of {run.job_name}"
+        with writer_lock(self.landing_dir_path, holder, say=context.log.info):
+            for orphan in fail_orphaned_runs(instance):
+                context.log.warning(f"run {orphan} was left STARTED by a killed worker: failed")
+            yield self
 
     @property
     def lake(self) -> Lake:

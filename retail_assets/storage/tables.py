@@ -23,6 +23,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from retail_assets.storage.failpoints import failpoint
 from retail_assets.storage.hours import hour_path, hour_values, month_range
 from retail_assets.storage.lake import Lake
 
@@ -190,6 +191,7 @@ def publish_partition(
     token = uuid.uuid4().hex[:16]
     path = f"{folder}/{token}"
     frame.write.mode("error").parquet(path)
+    failpoint(f"publish:{name}")
     alter = f"ALTER TABLE {name}"
     spark.sql(f"{alter} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{path}'")
     spark.sql(f"{alter} PARTITION ({spec}) SET LOCATION '{path}'")

@@ -1,0 +1,99 @@
+"""Retry what a retry can fix: a Spark server that went away or restarted, a broker briefly
+unreachable. A data error or a bug fails the step at once: a retry would fail the same way,
+only later, and bury the first failure under three more.
+
+Every asset of the project gets `TRANSIENT_RETRY` and runs inside `final_unless_transient`:
+a server's absence becomes a `Failure` naming the server and its recovery command (and the
+policy retries it); any other error becomes a `Failure` that bypasses the policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from collections.abc import Iterator
+
+from dagster import Backoff, Failure, Jitter, RetryPolicy
+
+from retail_assets.resources import KafkaResource, SparkResource
+
+# 20 s, 40 s, 80 s after the client's own ~45 s: time for a server to restart.
+TRANSIENT_RETRY = RetryPolicy(
+    max_retries=3, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+
+# Words in an error that say a server, not the data, is the problem.
+_SPARK_AWAY = (
+    "StatusCode.UNAVAILABLE",
+    "SESSION_CHANGED",
+    "SESSION_NOT_FOUND",
+    "create a new Spark Session to reconnect",
+)
+_KAFKA_AWAY = ("org.apache.kafka.common.errors.TimeoutException", "_ALL_BROKERS_DOWN")
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        suppressed = error.__suppress_context__  # `raise … from None`: cut on purpose
+        error = error.__cause__ or (None if suppressed else error.__context__)
+
+
+def server_away(error: BaseException) -> type | None:
+    """The resource class whose server `error` (or one it came from) says was away, else
+    None: the data or the code was wrong."""
+    from confluent_kafka import KafkaException
+    from pyspark.errors import RetriesExceeded
+
+    for cause in _chain(error):
+        text = str(cause)
+        if isinstance(cause, KafkaException) and cause.args and cause.args[0].retriable():
+            return KafkaResource
+        if any(word in text for word in _KAFKA_AWAY):
+            return KafkaResource
+        if isinstance(cause, RetriesExceeded) or any(word in text for word in _SPARK_AWAY):
+            return SparkResource
+    return None
+
+
+def one_line(error: BaseException) -> str:
+    """An error in one line: its first line (Spark's carry a JVM trace below it)."""
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+@contextlib.contextmanager
+def _final_unless_transient(resources: dict) -> Iterator[None]:
+    try:
+        yield
+    except Failure as failure:  # raised on purpose: a verdict on the data
+        failure.allow_retries = False
+        raise
+    except Exception as error:
+        kind = server_away(error)
+        if kind is None:
+            raise Failure(one_line(error), allow_retries=False) from error
+        told = [r.went_away() for r in resources.values() if isinstance(r, kind)]
+        raise Failure(f"{'; '.join(told) or one_line(error)} ({one_line(error)})") from error
+
+
+def final_unless_transient(compute):
+    """Wrap an asset's compute function (plain or generator) with the rule above."""
+    if inspect.isgeneratorfunction(compute):
+
+        @functools.wraps(compute)
+        def generate(*args, **resources):
+            with _final_unless_transient(resources):
+                yield from compute(*args, **resources)
+
+        return generate
+
+    @functools.wraps(compute)
+    def run(*args, **resources):
+        with _final_unless_transient(resources):
+            return compute(*args, **resources)
+
+    return run

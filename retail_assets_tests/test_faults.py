@@ -1,0 +1,199 @@
+"""Faults: a run killed with SIGKILL at any write leaves nothing half-visible, and running the
+same command again gives exactly the tables and files of a run never interrupted; two runs
+of the same hour launched together are serialized.
+
+Each scenario runs `retail replay` (the user's command) as its own process on the session's
+Spark server, with its own folders, databases and Dagster instance. RETAIL_FAILPOINT names
+the point where the process kills itself (retail_assets/storage/failpoints.py): after a
+write, before the step that makes it visible.
+"""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance
+from pyspark.sql import SparkSession
+
+from retail_assets.dev.generator import generate
+from retail_assets.servers.spark_connect import LocalSparkServer
+from retail_assets.servers.supervisor import free_port
+from retail_assets.settings import Settings
+from retail_assets.storage.failpoints import ENV as FAILPOINT
+from retail_assets.storage.failpoints import PAUSE_ENV
+from retail_assets_tests.helpers import environment, messages
+
+HOUR = "2025-09-01-22:00"
+
+# In pipeline order: each run of the chain gets past the points before its own.
+KILL_POINTS = [
+    "copy_in:sales_transactions_*",  # raw_files: a landed file copied, not yet renamed
+    "publish:*_lake.silver_transactions",  # silver written, its partition not yet switched
+    "publish:*_dwh.dim_customer_changes",  # a dimension's change records
+    "publish:*_dwh.fact_branch_sales_hours",  # the facts
+    "publish:*_dwh.insight_top_products",  # an insight snapshot
+    "write_bytes:sales_agent_product_units_*",  # the B2B file, between temporary and rename
+]
+
+
+def replay(env: dict, source: Path, failpoint: str | None = None) -> subprocess.Popen:
+    command = [sys.executable, "-m", "retail_assets.cli", "replay", str(source), "--start", HOUR]
+    env = {**env, FAILPOINT: failpoint} if failpoint else env
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    try:
+        output, _ = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:  # a test that fails never leaves its replay running
+            process.kill()
+            process.wait()
+    return process.returncode, output
+
+
+EMPTY = hashlib.sha256(b"").hexdigest()  # a table created, its hour not yet published
+
+
+def contents(spark, env: dict) -> dict[str, str]:
+    """Every table and view of the scenario's databases → a hash of its sorted rows (the
+    scenario's own folder, in source_file paths, written as <root>)."""
+    root, found = str(Path(env["RETAIL_LAKE_ROOT"]).parent), {}
+    for database in (env["RETAIL_LAKE_DB"], env["RETAIL_DWH_DB"]):
+        if not spark.catalog.databaseExists(database):
+            continue
+        for table in spark.catalog.listTables(database):
+            frame = spark.table(f"{database}.{table.name}")
+            rows = sorted(repr(tuple(row)).replace(root, "<root>") for row in frame.collect())
+            found[table.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return found
+
+
+def exports(env: dict) -> dict[str, bytes]:
+    """Every file a partner could see in the exports folder (hidden temporary files too)."""
+    folder = Path(env["RETAIL_EXPORTS_DIR"])
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    (group,) = generate(tmp_path_factory.mktemp("fault_source"), groups=1, rows=200, seed=5)
+    return group.parent
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(spark, source, tmp_path_factory):
+    env = environment(tmp_path_factory.mktemp("uninterrupted"), "f_base")
+    code, output = finish(replay(env, source))
+    assert code == 0, output[-3000:]
+    return contents(spark, env), exports(env)
+
+
+def test_killed_at_every_write_then_rerun_equals_an_uninterrupted_run(
+    spark, source, uninterrupted, tmp_path
+):
+    tables, files = uninterrupted
+    assert len(tables) > 15 and len(files) == 1  # the scenario really builds the warehouse
+    env = environment(tmp_path, "f_kill")
+    for point in KILL_POINTS:
+        code, output = finish(replay(env, source, failpoint=point))
+        assert code == -9, f"{point}: the run was not killed there (rc {code})\n{output[-2000:]}"
+        # Between the kill and the re-run: every table's hour is absent or whole, never partial.
+        seen = contents(spark, env)
+        partial = {name for name, digest in seen.items() if digest not in (EMPTY, tables[name])}
+        assert not partial, f"after a kill at {point}, half-written: {sorted(partial)}"
+        visible = {n: data for n, data in exports(env).items() if not Path(n).name.startswith(".")}
+        assert all(files.get(name) == data for name, data in visible.items()), point
+    code, output = finish(replay(env, source))
+    assert code == 0, output[-3000:]
+    assert contents(spark, env) == tables
+    assert exports(env) == files  # and no temporary file left behind
+    # The killed runs do not stay STARTED: the re-run, once it held the lock, failed them.
+    runs = DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()
+    statuses = sorted(run.status.value for run in runs)
+    assert statuses == ["FAILURE"] * len(KILL_POINTS) + ["SUCCESS"], statuses
+    # And the same command once more finds the hour done: it skips it, runs nothing.
+    code, output = finish(replay(env, source))
+    assert code == 0 and f"{HOUR}  group1: done by run {runs[0].run_id[:8]}" in output, output
+    assert len(DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()) == len(runs)
+
+
+def test_two_runs_of_the_same_hour_at_once_are_serialized(spark, source, uninterrupted, tmp_path):
+    env = environment(tmp_path, "f_race")
+    first, second = replay(env, source), replay(env, source)
+    for process in (first, second):
+        code, output = finish(process)
+        assert code == 0, output[-3000:]
+    instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
+    spans = []  # from a run's first step to its last: the lock is taken before the first
+    for run in instance.get_runs():
+        steps = [r.timestamp for r in instance.all_logs(run.run_id)
+                 if r.dagster_event_type in (DagsterEventType.STEP_START,
+                                             DagsterEventType.STEP_SUCCESS)]  # fmt: skip
+        spans.append((min(steps), max(steps)))
+    (a, b) = sorted(spans)
+    assert a[1] <= b[0], f"the two runs overlapped: {spans}"
+    waited = [
+        r.user_message
+        for run in instance.get_runs()
+        for r in instance.all_logs(run.run_id)
+        if "waiting for the writer lock" in (r.user_message or "")
+    ]
+    assert waited, "neither run waited for the other"
+    assert contents(spark, env) == uninterrupted[0]
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"the run ended first:\n{process.communicate()[0][-3000:]}"
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout}s"
+        time.sleep(0.2)
+
+
+def test_the_spark_server_killed_during_the_facts_write_is_started_again_by_the_retry(
+    source, uninterrupted, tmp_path
+):
+    """The scenario's own Spark server (a second JVM for this test only, so the session's
+    server stays up), SIGKILLed while the run is paused after writing the facts: the step
+    fails naming the server and the recovery command, its retry policy runs it again on a
+    server the resource started again (on the same Derby metastore), and the run ends with
+    the tables of an uninterrupted run."""
+    env = {
+        **environment(tmp_path, "f_spark"),
+        "RETAIL_HOME": str(tmp_path / "home"),
+        "RETAIL_SPARK_PORT": str(free_port()),
+        "RETAIL_SPARK_DRIVER_MEMORY": "1g",
+        PAUSE_ENV: str(tmp_path / "paused"),
+    }
+    server = LocalSparkServer.of(Settings.from_env(env))
+    process = replay(env, source, failpoint="publish:*_dwh.fact_branch_sales_hours")
+    try:
+        wait_for(tmp_path / "paused", process)
+        first = server.status()["pid"]
+        os.kill(first, signal.SIGKILL)
+        (tmp_path / "paused").unlink()
+        code, output = finish(process)
+        assert code == 0, output[-3000:]
+        assert server.status()["pid"] not in (None, first)  # the retry started a new server
+        instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
+        (run,) = instance.get_runs()
+        retried = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY)
+        failures = [messages(r.dagster_event.event_specific_data.error) for r in retried]
+        assert failures and "retail spark up" in failures[0], failures
+        assert f"sc://127.0.0.1:{env['RETAIL_SPARK_PORT']}" in failures[0]
+        session = SparkSession.builder.remote(Settings.from_env(env).spark_remote).create()
+        try:
+            assert contents(session, env) == uninterrupted[0]
+        finally:
+            session.stop()
+        assert exports(env) == uninterrupted[1]
+    finally:
+        finish(process)
+        server.down()
