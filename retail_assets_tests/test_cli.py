@@ -193,3 +193,21 @@ def test_skip_incomplete_replays_the_complete_groups_and_names_the_rest(tmp_path
         tmp_path / "group1"
     ]
     assert said and "group2" in said[0]
+
+
+def test_a_group_another_replay_landed_meanwhile_is_compared_not_an_error(tmp_path, monkeypatch):
+    """Two replays of one source at once: both copy the group to a staging folder and the
+    second rename finds the first one's group in place."""
+    from retail_assets.dev import replay
+
+    arrival = datetime(2025, 9, 1, 22, tzinfo=UTC)
+    group = write_group(tmp_path / "source", "group1", arrival)
+    landing, copy = tmp_path / "landing", replay.shutil.copytree
+
+    def copy_while_the_other_lands(source, staging, **options):
+        copy(source, landing / "group1")  # the other replay's rename comes first
+        return copy(source, staging, **options)
+
+    monkeypatch.setattr(replay.shutil, "copytree", copy_while_the_other_lands)
+    assert replay.land(group, landing, arrival) == landing / "group1"
+    assert sorted(p.name for p in landing.iterdir()) == ["group1"]  # no staging folder left

@@ -90,7 +90,13 @@ def land(group: Path, landing_dir: Path, arrival: datetime) -> Path:
     stamp = (arrival + timedelta(minutes=5)).timestamp()
     for file in staging.iterdir():
         os.utime(file, (stamp, stamp))
-    staging.rename(target)
+    try:
+        staging.rename(target)
+    except OSError:
+        if not target.exists():
+            raise
+        shutil.rmtree(staging)  # another replay landed it meanwhile: compare with that
+        return land(group, landing_dir, arrival)
     return target
 
 
