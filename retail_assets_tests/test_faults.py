@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from pyspark.sql import SparkSession
 
 from retail_assets.dev.generator import generate
@@ -122,6 +122,29 @@ def test_killed_at_every_write_then_rerun_equals_an_uninterrupted_run(
     code, output = finish(replay(env, source))
     assert code == 0 and f"{HOUR}  group1: done by run {runs[0].run_id[:8]}" in output, output
     assert len(DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()) == len(runs)
+
+
+def test_a_killed_run_re_executed_from_its_failure_equals_an_uninterrupted_run(
+    spark, source, uninterrupted, tmp_path
+):
+    """The UI's way: the killed run is failed (as the orphaned_runs sensor does), then
+    re-executed from failure: its finished steps are skipped, the rest run."""
+    env = environment(tmp_path, "f_again")
+    code, output = finish(replay(env, source, failpoint="publish:*_dwh.fact_branch_sales_hours"))
+    assert code == -9, output[-2000:]
+    script = Path(__file__).with_name("reexecute.py")
+    again = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert contents(spark, env) == uninterrupted[0]
+    assert exports(env) == uninterrupted[1]
+    instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
+    child, parent = instance.get_runs()
+    assert (parent.status, child.status) == (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS)
+    started = {
+        r.step_key for r in instance.all_logs(child.run_id, of_type=DagsterEventType.STEP_START)
+    }
+    assert "sales_facts" in started and "silver_transactions" not in started, started
 
 
 def test_two_runs_of_the_same_hour_at_once_are_serialized(spark, source, uninterrupted, tmp_path):
