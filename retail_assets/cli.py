@@ -12,8 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
+from retail_assets.assets.retries import one_line
 from retail_assets.dev.replay import ReplayError
-from retail_assets.orchestration.retries import one_line
 from retail_assets.servers.supervisor import ServiceError
 from retail_assets.settings import (
     CHECKOUT_DIR,

@@ -19,8 +19,7 @@ from retail_assets.assets.warehouse import (
     sales_facts,
 )
 from retail_assets.orchestration.jobs import app_events_job, hourly_pipeline
-from retail_assets.orchestration.orphans import orphaned_runs
-from retail_assets.orchestration.sensors import kafka_sensor, landing_sensor
+from retail_assets.orchestration.sensors import kafka_sensor, landing_sensor, orphaned_runs
 from retail_assets.resources import kafka_resource, spark_resource
 from retail_assets.settings import Settings
 from retail_assets.storage.resource import StorageResource, storage_resource

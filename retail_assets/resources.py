@@ -50,7 +50,7 @@ class SparkResource(PySparkResource):
 
 # Spark Connect's own client retries an unreachable server for ~10 minutes (15 retries)
 # before it says anything; these 8 wait ~45 s, then the step fails and its retry policy
-# (orchestration/retries.py) takes over with a new session.
+# (assets/retries.py) takes over with a new session.
 CLIENT_RETRIES = {"max_retries": 8, "max_backoff": 10_000}
 
 

@@ -18,14 +18,11 @@ from dagster import (
 from dagster._core.test_utils import create_run_for_test
 from pyspark.errors import RetriesExceeded
 
-from retail_assets.orchestration.orphans import (
-    WORKER_TAG,
-    fail_orphaned_runs,
-    orphaned_runs,
-    worker,
-)
-from retail_assets.orchestration.retries import final_unless_transient, server_away
+from retail_assets.assets.retries import final_unless_transient, server_away
+from retail_assets.orchestration.sensors import orphaned_runs
 from retail_assets.resources import KafkaResource, SparkResource
+from retail_assets.storage.resource import fail_orphaned_runs
+from retail_assets.storage.workers import WORKER_TAG, worker
 from retail_assets.storage.writer_lock import LockTimeout, writer_lock
 from retail_assets_tests.helpers import messages
 

@@ -14,7 +14,7 @@ from dagster import (
     multi_asset,
 )
 
-from retail_assets.orchestration.retries import TRANSIENT_RETRY, final_unless_transient
+from retail_assets.assets.retries import TRANSIENT_RETRY, final_unless_transient
 from retail_assets.settings import Settings
 
 # end_offset=1: the current hour is a partition already, so a group is ingested on arrival
@@ -34,7 +34,7 @@ def own_previous_hour(name: str) -> AssetDep:
 
 def single_run_backfill(decorator, **kwargs):
     """`decorator(**kwargs)` (@asset, @multi_asset) whose backfill of a range runs as one run,
-    and which retries a server's absence only (orchestration/retries.py).
+    and which retries a server's absence only (assets/retries.py).
 
     Dagster marks `backfill_policy` beta and warns once per asset on every import; the policy is
     chosen deliberately, so exactly that warning is silenced here, where it is raised.

@@ -24,7 +24,7 @@ from retail_assets.resources import KafkaResource
 from retail_assets.storage.checkpoints import lag, position
 from retail_assets.storage.hours import hour_of
 from retail_assets.storage.landing import scan_landing
-from retail_assets.storage.resource import StorageResource
+from retail_assets.storage.resource import StorageResource, fail_orphaned_runs
 from retail_assets.streaming.kafka_source import behind_checkpoint
 
 # A group is requested once none of its files changed for this long: a file still being
@@ -164,3 +164,10 @@ def kafka_sensor(
         run_key=f"{kafka.topic}:{json.dumps(ends, sort_keys=True)}",
         tags={"retail/lane": "streaming"},
     )
+
+
+@sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING)
+def orphaned_runs(context: SensorEvaluationContext) -> SkipReason:
+    """Marks failed the runs a killed `retail replay` or `retail stream` left STARTED."""
+    failed = fail_orphaned_runs(context.instance)
+    return SkipReason(f"marked failed: {', '.join(failed)}" if failed else "no orphaned runs")

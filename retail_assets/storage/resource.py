@@ -19,9 +19,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import (
+    ConfigurableResource,
+    DagsterInstance,
+    DagsterRunStatus,
+    InitResourceContext,
+    RunsFilter,
+)
 
-from retail_assets.orchestration.orphans import WORKER_TAG, fail_orphaned_runs, worker
 from retail_assets.settings import Settings, env_fields
 from retail_assets.storage.checkpoints import Commit, last_commit
 from retail_assets.storage.compacted import CompactedTable
@@ -30,6 +35,7 @@ from retail_assets.storage.lake import CopiedFile, Lake
 from retail_assets.storage.seen import SeenIndex
 from retail_assets.storage.stream import StreamTable
 from retail_assets.storage.tables import HourlyTable
+from retail_assets.storage.workers import WORKER_TAG, worker, worker_gone
 from retail_assets.storage.writer_lock import writer_lock
 
 RAW = "raw"
@@ -40,6 +46,24 @@ def raw_rows(files: list[tuple[str, dict]]) -> int:
     """Data lines of raw files (as `StorageResource.raw_files` lists them), counted when they
     were copied in."""
     return sum(entry["rows"] for _, entry in files)
+
+
+def fail_orphaned_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed every STARTED run whose worker on this host has ended; their ids."""
+    failed = []
+    for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED])):
+        run = record.dagster_run
+        found = run.tags.get(WORKER_TAG)
+        if found and worker_gone(found):
+            pid = found.rsplit(":", 2)[1]
+            instance.report_run_failed(
+                run,
+                f"The run's worker (pid {pid}) ended without ending the run: it was killed or "
+                "crashed. Nothing it left half-written is visible; re-execute the run (from "
+                "failure in the UI) or run the same command again.",
+            )
+            failed.append(run.run_id)
+    return failed
 
 
 class StorageResource(ConfigurableResource):
@@ -54,7 +78,7 @@ class StorageResource(ConfigurableResource):
     @contextlib.contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator[StorageResource]:
         """A batch run holds the writer lock (storage/writer_lock.py) for the whole run, and
-        once it holds it fails the runs a killed worker left STARTED (orchestration/orphans.py).
+        once it holds it fails the runs a killed worker left STARTED (fail_orphaned_runs).
         A streaming run writes only its own tables and goes beside; a sensor (no run) reads."""
         run, instance = context.dagster_run, context.instance
         if run is None or instance is None:
