@@ -67,21 +67,19 @@ def cmd_produce(args, settings: Settings) -> int:
 
 def cmd_stream(args, settings: Settings) -> int:
     """One pass of the stream through Dagster (recorded in the instance, like the UI's runs)."""
-    from dagster import DagsterInstance
-
     from retail_assets.definitions import defs
+    from retail_assets.dev.replay import QUIET, open_instance
     from retail_assets.servers import kafka_broker, spark_connect
 
     spark_connect.ensure(settings)
     kafka_broker.ensure(settings)
     job = defs.resolve_job_def("app_events_job")
-    from retail_assets.dev.replay import QUIET
 
     cap = args.max_per_partition  # None: the asset's own default
     config = {} if cap is None else {"max_per_partition": cap}
     run_config = {"ops": {"app_events": {"config": config}}, **QUIET}
     result = job.execute_in_process(
-        instance=DagsterInstance.get(), raise_on_error=False, run_config=run_config
+        instance=open_instance(), raise_on_error=False, run_config=run_config
     )
     for materialization in result.asset_materializations_for_node("app_events"):
         print(json.dumps({k: v.value for k, v in materialization.metadata.items()

@@ -7,6 +7,7 @@ Dagster instance — the same assets, resources and checks the UI runs, recorded
 
 from __future__ import annotations
 
+import fcntl
 import filecmp
 import os
 import shutil
@@ -40,6 +41,17 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 class ReplayError(RuntimeError):
     pass
+
+
+def open_instance() -> DagsterInstance:
+    """The DAGSTER_HOME instance, its SQLite databases created by one process at a time: two
+    commands started together on a new home both created them and left two schema versions
+    ("alembic_version has more than one head"), and every later open failed."""
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".create.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or its holder dies
+        return DagsterInstance.get()
 
 
 def source_groups(
@@ -195,7 +207,7 @@ def replay(
         record_partitions_start(settings, start_key)
     except ValueError as error:
         raise ReplayError(str(error)) from None
-    instance = DagsterInstance.get()
+    instance = open_instance()
     storage = storage_resource(settings)
     start = hour_of(start_key)
     for index, group in enumerate(groups):
