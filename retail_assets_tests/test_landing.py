@@ -140,3 +140,14 @@ def test_lake_json_round_trip_replaces_whole(tmp_path):
     assert lake.read_json("m", "doc.json") == {"a": 2}
     assert lake.read_json("m", "missing.json") is None
     assert [p.name for p in (tmp_path / "m").iterdir()] == ["doc.json"]
+
+
+def test_a_temporary_a_killed_copy_left_is_removed_by_the_next_copy(tmp_path):
+    source = tmp_path / "x.csv"
+    source.write_bytes(b"a,b\n1,2\n")
+    lake = Lake(str(tmp_path / "lake"))
+    stale = tmp_path / "lake" / "raw" / ".x.csv.0123456789abcdef.tmp"  # a copy killed mid-way
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"a,b\n1,")
+    lake.copy_in(source, "raw", "x.csv")
+    assert sorted(p.name for p in stale.parent.iterdir()) == ["x.csv"]

@@ -68,17 +68,28 @@ class Lake:
         temporary file is hidden (a partner's `*.csv` never matches it); one a killed write
         left is removed by the next write of the same file."""
         target = self.path(*parts)
-        folder, name = target.rsplit("/", 1)
-        self.fs.create_dir(folder, recursive=True)
-        temp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        temp = self._temporary(target)
         with self.fs.open_output_stream(temp) as stream:
             stream.write(data)
-        failpoint(f"write_bytes:{name}")
+        self._move_into_place(temp, target, "write_bytes")
+        return self.uri(*parts)
+
+    def _temporary(self, target: str) -> str:
+        """A hidden name beside `target` (a partner's `*.csv` never matches it); its folder is
+        made."""
+        folder, name = target.rsplit("/", 1)
+        self.fs.create_dir(folder, recursive=True)
+        return f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+
+    def _move_into_place(self, temp: str, target: str, step: str) -> None:
+        """Move `temp` over `target`, then remove the temporaries of `target` that killed
+        writes left behind."""
+        folder, name = target.rsplit("/", 1)
+        failpoint(f"{step}:{name}")
         self.fs.move(temp, target)
         for info in self.fs.get_file_info(fs.FileSelector(folder)):
             if info.base_name.startswith(f".{name}.") and info.base_name.endswith(".tmp"):
                 self.fs.delete_file(info.path)
-        return self.uri(*parts)
 
     def read_json(self, *parts: str) -> dict | None:
         data = self.read_bytes(*parts)
@@ -91,18 +102,15 @@ class Lake:
         """Copy a local file into the lake in one pass that hashes it, counts its records and
         checks its encoding."""
         target = self.path(*parts)
-        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
         digest, size, counter = hashlib.sha256(), 0, _RecordCounter()
-        folder, name = target.rsplit("/", 1)
-        temp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        temp = self._temporary(target)
         with open(source, "rb") as src, self.fs.open_output_stream(temp) as dst:
             while chunk := src.read(COPY_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
                 counter.feed(chunk)
                 dst.write(chunk)
-        failpoint(f"copy_in:{name}")
-        self.fs.move(temp, target)
+        self._move_into_place(temp, target, "copy_in")
         return CopiedFile(
             size, digest.hexdigest(), counter.records, counter.valid_utf8(), counter.header()
         )

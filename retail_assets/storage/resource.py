@@ -35,7 +35,7 @@ from retail_assets.storage.lake import CopiedFile, Lake
 from retail_assets.storage.seen import SeenIndex
 from retail_assets.storage.stream import StreamTable
 from retail_assets.storage.tables import HourlyTable
-from retail_assets.storage.workers import WORKER_TAG, worker, worker_gone
+from retail_assets.storage.workers import WORKER_TAG, pid_of, worker, worker_gone
 from retail_assets.storage.writer_lock import writer_lock
 
 RAW = "raw"
@@ -55,12 +55,11 @@ def fail_orphaned_runs(instance: DagsterInstance) -> list[str]:
         run = record.dagster_run
         found = run.tags.get(WORKER_TAG)
         if found and worker_gone(found):
-            pid = found.rsplit(":", 2)[1]
             instance.report_run_failed(
                 run,
-                f"The run's worker (pid {pid}) ended without ending the run: it was killed or "
-                "crashed. Nothing it left half-written is visible; re-execute the run (from "
-                "failure in the UI) or run the same command again.",
+                f"The run's worker (pid {pid_of(found)}) ended without ending the run: it was "
+                "killed or crashed. Nothing it left half-written is visible; re-execute the run "
+                "(from failure in the UI) or run the same command again.",
             )
             failed.append(run.run_id)
     return failed

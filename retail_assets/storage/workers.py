@@ -30,7 +30,12 @@ def worker(pid: int) -> str:
     return f"{socket.gethostname()}:{pid}:{_started(pid)}"
 
 
+def pid_of(found: str) -> int:
+    """The pid of `found` (a `worker`)."""
+    return int(found.rsplit(":", 2)[1])
+
+
 def worker_gone(found: str) -> bool:
     """True when `found` (a `worker`) ran on this host and has ended."""
-    host, pid, started = found.rsplit(":", 2)
-    return host == socket.gethostname() and _started(int(pid)) != started
+    host, _, started = found.rsplit(":", 2)
+    return host == socket.gethostname() and _started(pid_of(found)) != started
