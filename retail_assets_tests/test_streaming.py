@@ -190,6 +190,27 @@ def test_events_produced_between_runs_are_landed_by_the_next_run(spark, settings
     assert landed(spark, storage).count() == 400
 
 
+def test_a_pass_whose_batches_another_query_ran_ends_where_the_checkpoint_is(
+    spark, settings, stream
+):
+    """A query a killed run left on the server may commit the batches after a pass read its
+    position and before its own query started: the pass then ends where the checkpoint is."""
+    from retail_assets.assets.streaming import EVENTS
+    from retail_assets.assets.streaming import stream_pass as query_pass
+    from retail_assets.storage.checkpoints import position
+    from retail_assets.streaming.kafka_source import KafkaSource
+
+    storage, kafka, _ = stream
+    send(stream, 200, seed=7, start=START)
+    starts, ends = kafka.offsets()
+    before = position(storage.last_commit(kafka.topic, EVENTS), starts)  # read, then…
+    stream_pass(settings, stream)  # …another query on the checkpoint lands every event
+    spark.dataSource.register(KafkaSource)
+    summary = query_pass(spark, kafka, storage, EVENTS, before, ends)
+    assert (summary["batches"], summary["end_offsets"]) == (0, ends)
+    assert landed(spark, storage).count() == 200
+
+
 # ---------------------------------------------------------------- the sensor
 
 

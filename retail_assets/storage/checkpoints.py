@@ -3,7 +3,8 @@
 Spark 4.0's Python Data Source API has no admission control (`latestOffset(start, limit)`),
 so a query cannot cap its own batch; the asset caps a run from the committed position, which
 only the checkpoint holds before the query starts. (What a pass then did comes from the
-query's own progress reports.) A checkpoint keeps `offsets/<batch>` (planned) and
+query's own progress reports, and from the checkpoint again only when another query on the
+same checkpoint did the work.) A checkpoint keeps `offsets/<batch>` (planned) and
 `commits/<batch>` (done); an offsets entry is Spark's OffsetSeqLog format "v1": a version
 line, the batch's metadata as one JSON line, then one JSON line per source.
 """
