@@ -48,10 +48,23 @@ class SparkResource(PySparkResource):
         )
 
 
-# Spark Connect's own client retries an unreachable server for ~10 minutes (15 retries)
-# before it says anything; these 8 wait ~45 s, then the step fails and its retry policy
-# (assets/retries.py) takes over with a new session.
-CLIENT_RETRIES = {"max_retries": 8, "max_backoff": 10_000}
+class ClientRetries(DefaultPolicy):
+    """How long a Connect client waits for an unreachable server before the step fails and its
+    retry policy (assets/retries.py) takes over with a new session.
+
+    Spark's own default waits ~10 minutes (15 retries) before it says anything; these 8 wait
+    ~45 s, time for a remote server to restart. The embedded server's process is ours to see:
+    once it is gone, no wait brings it back (the step's retry starts it again), so the client
+    gives up at once.
+    """
+
+    def __init__(self, local_server: LocalSparkServer | None):
+        super().__init__(max_retries=8, max_backoff=10_000)
+        self.local_server = local_server
+
+    def can_retry(self, error: BaseException) -> bool:
+        gone = self.local_server is not None and self.local_server.server.pid() is None
+        return super().can_retry(error) and not gone
 
 
 def connect(spark_config: dict, local_server: LocalSparkServer | None) -> SparkSession:
@@ -60,7 +73,7 @@ def connect(spark_config: dict, local_server: LocalSparkServer | None) -> SparkS
         local_server.up()
     session = spark_session_from_config(spark_config)
     if hasattr(session, "client"):  # Spark Connect
-        session.client.set_retry_policies([DefaultPolicy(**CLIENT_RETRIES)])
+        session.client.set_retry_policies([ClientRetries(local_server)])
     return session
 
 

@@ -4,6 +4,7 @@ dead worker, and the writer lock's wait (the processes killed for real: test_fau
 import os
 import subprocess
 
+import grpc
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from dagster import (
@@ -20,7 +21,8 @@ from pyspark.errors import RetriesExceeded
 
 from retail_assets.assets.retries import final_unless_transient, server_away
 from retail_assets.orchestration.sensors import orphaned_runs
-from retail_assets.resources import KafkaResource, SparkResource
+from retail_assets.resources import ClientRetries, KafkaResource, SparkResource
+from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.storage.resource import fail_orphaned_runs
 from retail_assets.storage.workers import WORKER_TAG, worker
 from retail_assets.storage.writer_lock import LockTimeout, writer_lock
@@ -70,6 +72,22 @@ def test_a_server_away_is_retried_and_named_with_its_recovery_command():
     succeeded, retries = attempts(SPARK_GONE, fails=2)
     assert succeeded and len(retries) == 2
     assert "sc://127.0.0.1:9" in retries[0] and "retail spark up" in retries[0]
+
+
+class Unavailable(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+
+def test_the_client_stops_waiting_once_the_embedded_servers_process_is_gone(
+    spark, settings, tmp_path
+):
+    running = LocalSparkServer.of(settings)  # the session's server, up
+    gone = running.model_copy(update={"home": str(tmp_path)})  # no process of ours there
+    assert ClientRetries(running).can_retry(Unavailable())
+    assert ClientRetries(None).can_retry(Unavailable())  # a remote server: wait for it
+    assert not ClientRetries(gone).can_retry(Unavailable())
+    assert not ClientRetries(running).can_retry(ValueError("not a server's absence"))
 
 
 def test_a_data_error_fails_at_once():

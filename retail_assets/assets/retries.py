@@ -18,7 +18,8 @@ from dagster import Backoff, Failure, Jitter, RetryPolicy
 
 from retail_assets.resources import KafkaResource, SparkResource
 
-# 20 s, 40 s, 80 s after the client's own ~45 s: time for a server to restart.
+# 20 s, 40 s, 80 s after the client's own wait (resources.ClientRetries): time for a server
+# to restart.
 TRANSIENT_RETRY = RetryPolicy(
     max_retries=3, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
