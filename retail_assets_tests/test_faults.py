@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from pyspark.sql import SparkSession
 
 from retail_assets.dev.generator import generate
+from retail_assets.resources import spark_session
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import free_port
 from retail_assets.settings import Settings
@@ -218,4 +220,58 @@ def test_the_spark_server_killed_during_the_facts_write_is_started_again_by_the_
         assert exports(env) == uninterrupted[1]
     finally:
         finish(process)
+        server.down()
+
+
+def test_the_metastore_of_a_server_killed_mid_write_opens_whole_on_the_next_start(tmp_path):
+    """Derby under a SIGKILLed server: metastore changes were in flight (partitions being
+    added back to back); the next start opens it (the killed JVM's lock files are stale, not
+    held), every change it acknowledged is there, at most the one in flight besides, and the
+    metastore takes writes again."""
+    env = {
+        **os.environ,
+        "RETAIL_HOME": str(tmp_path / "home"),
+        "RETAIL_SPARK_PORT": str(free_port()),
+        "RETAIL_SPARK_DRIVER_MEMORY": "1g",
+    }
+    settings = Settings.from_env(env)
+    server = LocalSparkServer.of(settings)
+    table, location = "derby_kill.t", tmp_path / "t"
+    try:
+        session = spark_session(settings)
+        session.sql("CREATE DATABASE derby_kill")
+        session.sql(f"CREATE TABLE {table} (n int, p int) USING parquet PARTITIONED BY (p) "
+                    f"LOCATION '{location}'")  # fmt: skip
+        session.sql(f"INSERT INTO {table} VALUES (7, 0)")
+        added, failure = [], []
+
+        def add_partitions():
+            try:
+                for p in range(1, 10_000):
+                    session.sql(f"ALTER TABLE {table} ADD PARTITION (p={p})")
+                    added.append(p)
+            except Exception as error:  # the kill; the client gives up at once
+                failure.append(error)
+
+        writer = threading.Thread(target=add_partitions)
+        writer.start()
+        deadline = time.monotonic() + 120
+        while len(added) < 20:
+            assert writer.is_alive() and time.monotonic() < deadline, failure
+            time.sleep(0.01)
+        os.kill(server.status()["pid"], signal.SIGKILL)
+        writer.join(timeout=60)
+        assert not writer.is_alive() and failure, "the writer did not see the server die"
+        assert (Path(settings.home) / "metastore" / "metastore_db" / "db.lck").exists()
+
+        server.up()  # the same metastore, its lock files left by the killed JVM
+        session = SparkSession.builder.remote(settings.spark_remote).create()
+        listed = sorted(int(row[0].split("=")[1]) for row in
+                        session.sql(f"SHOW PARTITIONS {table}").collect())  # fmt: skip
+        assert listed[: len(added) + 1] == [0, *added]  # every acknowledged change, in order
+        assert len(listed) - 1 - len(added) in (0, 1)  # and at most the one in flight
+        session.sql(f"ALTER TABLE {table} ADD PARTITION (p=100000)")
+        assert session.table(table).where("p = 0").collect()[0].n == 7
+        session.stop()
+    finally:
         server.down()
