@@ -390,6 +390,19 @@ def test_a_group_is_never_ingested_twice(spark, settings, storage, bad):
     assert outcome(spark, storage, bad, "group105") == (2, [])
 
 
+def test_a_group_folder_renamed_after_its_ingestion_adds_nothing(spark, settings, tmp_path):
+    storage = make_storage(tmp_path, "renamed")
+    arrival = BAD_START + timedelta(hours=40)
+    folder = write_group(storage.landing_dir_path, "group130", arrival,
+                         transactions=good_rows_file(1, 2, 3))  # fmt: skip
+    key = key_of(arrival)
+    run_hours(spark, settings, storage, [key])
+    folder.rename(folder.with_name("group131"))  # the same files under a new folder name
+    run_hours(spark, settings, storage, [key])  # a re-run of its hour (a backfill, say)
+    assert [g["group"] for g in storage.raw_manifest(key)["groups"]] == ["group130"]
+    assert silver_of(spark, storage, key).count() == 3
+
+
 def test_other_hours_unharmed_by_bad_ones(spark, storage, bad, generated):
     _, keys = generated
     (source,) = generated[0][0].glob("sales_transactions*.csv")

@@ -87,6 +87,21 @@ def test_ingested_group_leaves_pending_and_a_redrop_is_reported(storage):
     )
 
 
+def test_a_group_folder_renamed_after_its_ingestion_is_reported_not_requested(storage):
+    folder = write_group(storage.landing_dir_path, "group1", ARRIVAL)
+    cursor = tick(storage).cursor
+    fingerprint = json.loads(cursor)["pending"]["group1"]
+    storage.write_group_marker(
+        {"group": "group1", "partition": "2025-03-04-05:00", "fingerprint": fingerprint}
+    )
+    folder.rename(folder.with_name("group1_resent"))  # what an operator's tidy-up does
+    renamed = tick(storage, cursor)
+    assert renamed.run_requests == []
+    assert "group1_resent holds the files of group1, ingested in 2025-03-04-05:00" in (
+        renamed.skip_reason.skip_message
+    )
+
+
 def test_arrival_outside_the_partitions_is_reported(storage):
     write_group(storage.landing_dir_path, "group1", datetime(2019, 1, 1, tzinfo=UTC))
     result = tick(storage)

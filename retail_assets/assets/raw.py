@@ -50,11 +50,14 @@ def read_raw(
 
 
 def belongs_to(storage: StorageResource, group: LandedGroup, key: str) -> bool:
-    """A complete group belongs to the hour its marker names, else to the hour it arrived in."""
+    """A complete group belongs to the hour its marker names, else to the hour it arrived in;
+    a folder renamed after its ingestion belongs nowhere (its files are in already)."""
     if not group.complete:
         return False
-    marker = storage.group_marker(group.name)
-    return (marker["partition"] if marker else group.partition_key) == key
+    marker = storage.ingested_as(group)
+    if marker is None:
+        return group.partition_key == key
+    return marker["group"] == group.name and marker["partition"] == key
 
 
 def copy_group(storage: StorageResource, group: LandedGroup, key: str) -> dict:

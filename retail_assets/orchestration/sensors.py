@@ -65,10 +65,15 @@ def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -
         if not group.complete:
             notes.append(f"{group.name} not ingested: {'; '.join(group.problems)}")
             continue
-        marker = storage.group_marker(group.name)
+        marker = storage.ingested_as(group)
         if marker:
             pending.pop(group.name, None)
-            if marker["fingerprint"] != group.fingerprint:
+            if marker["group"] != group.name:
+                notes.append(
+                    f"{group.name} holds the files of {marker['group']}, ingested in "
+                    f"{marker['partition']} (the folder was renamed): not ingested again"
+                )
+            elif marker["fingerprint"] != group.fingerprint:
                 notes.append(
                     f"{group.name} dropped again after its ingestion in {marker['partition']}; "
                     "a group is ingested once only — deliver new data under a new group name"

@@ -32,6 +32,7 @@ from retail_assets.storage.checkpoints import Commit, last_commit
 from retail_assets.storage.compacted import CompactedTable
 from retail_assets.storage.hours import hour_of, hour_path, key_at
 from retail_assets.storage.lake import CopiedFile, Lake
+from retail_assets.storage.landing import LandedGroup
 from retail_assets.storage.seen import SeenIndex
 from retail_assets.storage.stream import StreamTable
 from retail_assets.storage.tables import HourlyTable
@@ -148,8 +149,17 @@ class StorageResource(ConfigurableResource):
         """Which hour group `group` was ingested into (None: never ingested)."""
         return self.lake.read_json(RAW, "_groups", f"{group}.json")
 
+    def ingested_as(self, group: LandedGroup) -> dict | None:
+        """The marker of the ingestion a landed group is: its own, or, for a folder renamed
+        after landing (the same files, so the same fingerprint), the one of its first name."""
+        return self.group_marker(group.name) or self.lake.read_json(
+            RAW, "_fingerprints", f"{group.fingerprint}.json"
+        )
+
     def write_group_marker(self, marker: dict) -> None:
+        """Markers by group name and by fingerprint: one read answers either question."""
         self.lake.write_json(marker, RAW, "_groups", f"{marker['group']}.json")
+        self.lake.write_json(marker, RAW, "_fingerprints", f"{marker['fingerprint']}.json")
 
     # ------------------------------------------------------------------ tables
 
