@@ -9,6 +9,7 @@ server pids and logs) so one directory can be inspected, backed up or wiped as a
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -142,6 +143,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     config = dagster_home / "dagster.yaml"
     source = CHECKOUT_DIR / "dagster.yaml"
     if source.exists() and not config.exists():
-        config.symlink_to(source)
+        with contextlib.suppress(FileExistsError):  # two commands started together on a new home
+            config.symlink_to(source)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home

@@ -9,6 +9,7 @@ write, before the step that makes it visible.
 """
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from pyspark.sql import SparkSession
 
 from retail_assets.dev.generator import generate
-from retail_assets.resources import spark_session
+from retail_assets.resources import ClientRetries
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import free_port
 from retail_assets.settings import Settings
@@ -43,8 +44,10 @@ KILL_POINTS = [
 ]
 
 
-def replay(env: dict, source: Path, failpoint: str | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "retail_assets.cli", "replay", str(source), "--start", HOUR]
+def replay(
+    env: dict, source: Path, failpoint: str | None = None, start: str = HOUR
+) -> subprocess.Popen:
+    command = [sys.executable, "-m", "retail_assets.cli", "replay", str(source), "--start", start]
     env = {**env, FAILPOINT: failpoint} if failpoint else env
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)  # fmt: skip
@@ -149,6 +152,24 @@ def test_a_killed_run_re_executed_from_its_failure_equals_an_uninterrupted_run(
     assert "sales_facts" in started and "silver_transactions" not in started, started
 
 
+def test_a_group_a_killed_replay_landed_keeps_its_hour_when_the_start_moves(source, tmp_path):
+    """`retail demo` takes its start from the clock: run again after a crash on a later day,
+    it passes a later start. A group the crashed run landed, not yet ingested, is run in the
+    hour it landed in (its hour's raw copy and manifest), not in the new start's hour."""
+    env = environment(tmp_path, "f_moved")
+    code, output = finish(replay(env, source, failpoint="copy_in:sales_transactions_*"))
+    assert code == -9, output[-2000:]
+    moved = "2025-09-02-22:00"
+    code, output = finish(replay(env, source, "publish:*_lake.silver_transactions", moved))
+    assert code == -9, output[-2000:]
+    assert f"group1 landed before, in {HOUR}; running that hour" in output
+    runs = DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()
+    assert [run.tags["dagster/partition"] for run in runs] == [HOUR, HOUR]
+    manifest = Path(env["RETAIL_LAKE_ROOT"], "raw", "ingest_date=2025-09-01", "ingest_hour=22",
+                    "_manifest.json")  # fmt: skip
+    assert [group["group"] for group in json.loads(manifest.read_text())["groups"]] == ["group1"]
+
+
 def test_two_runs_of_the_same_hour_at_once_are_serialized(spark, source, uninterrupted, tmp_path):
     env = environment(tmp_path, "f_race")
     first, second = replay(env, source), replay(env, source)
@@ -237,8 +258,11 @@ def test_the_metastore_of_a_server_killed_mid_write_opens_whole_on_the_next_star
     settings = Settings.from_env(env)
     server = LocalSparkServer.of(settings)
     table, location = "derby_kill.t", tmp_path / "t"
+    stop = threading.Event()
     try:
-        session = spark_session(settings)
+        server.up()
+        session = SparkSession.builder.remote(settings.spark_remote).create()  # on this server
+        session.client.set_retry_policies([ClientRetries(server)])  # the resource's: no wait
         session.sql("CREATE DATABASE derby_kill")
         session.sql(f"CREATE TABLE {table} (n int, p int) USING parquet PARTITIONED BY (p) "
                     f"LOCATION '{location}'")  # fmt: skip
@@ -248,6 +272,8 @@ def test_the_metastore_of_a_server_killed_mid_write_opens_whole_on_the_next_star
         def add_partitions():
             try:
                 for p in range(1, 10_000):
+                    if stop.is_set():  # the test ended first: never left running
+                        return
                     session.sql(f"ALTER TABLE {table} ADD PARTITION (p={p})")
                     added.append(p)
             except Exception as error:  # the kill; the client gives up at once
@@ -274,4 +300,5 @@ def test_the_metastore_of_a_server_killed_mid_write_opens_whole_on_the_next_star
         assert session.table(table).where("p = 0").collect()[0].n == 7
         session.stop()
     finally:
+        stop.set()
         server.down()

@@ -30,7 +30,7 @@ from dagster import (
 from retail_assets.orchestration.jobs import RANGE_END, RANGE_START
 from retail_assets.settings import Settings, record_partitions_start
 from retail_assets.storage.hours import hour_of, key_of
-from retail_assets.storage.landing import scan_landing
+from retail_assets.storage.landing import landed_group, scan_landing
 from retail_assets.storage.resource import storage_resource
 
 PARTITION_TAG = "dagster/partition"  # the tag Dagster gives a run of one partition
@@ -200,7 +200,8 @@ def replay(
 ) -> bool:
     """Land groups as arrivals of consecutive hours from `start_key`, running each hour. An
     hour whose group is in and whose last run ended well is skipped unless `rerun`: the same
-    command after a crash finishes what was interrupted."""
+    command after a crash finishes what was interrupted. A group landed before keeps the hour
+    it landed in (`retail demo` run again on a later day computes a later start)."""
     groups = source_groups(source_dir, group_names, skip_incomplete, say)
     settings = Settings.from_env()
     try:  # before the definitions load: their partitions start there
@@ -212,16 +213,16 @@ def replay(
     start = hour_of(start_key)
     for index, group in enumerate(groups):
         arrival = start + timedelta(hours=index)
-        landed = land(group, settings.landing_dir, arrival)
+        landed = landed_group(settings.landing_dir, land(group, settings.landing_dir, arrival).name)
         marker = storage.group_marker(landed.name)
-        key = marker["partition"] if marker else key_of(arrival)
+        key = marker["partition"] if marker else landed.partition_key
         done = finished_run(instance, key) if marker and not rerun else None
         if done:
             say(f"[{index + 1}/{len(groups)}] {key}  {landed.name}: done by run {done[:8]}, "
                 "skipped (--rerun runs it again)")  # fmt: skip
             continue
         if key != key_of(arrival):
-            say(f"{landed.name} was already ingested in {key}; re-running that hour")
+            say(f"{landed.name} landed before, in {key}; running that hour")
         began = datetime.now()
         say(f"[{index + 1}/{len(groups)}] {key}  {landed.name}")
         run = run_hour(key, instance)

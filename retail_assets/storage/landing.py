@@ -49,6 +49,11 @@ class LandedGroup:
         return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
+def landed_group(landing_dir: Path, name: str) -> LandedGroup:
+    """The group folder `name` of the landing folder, as scan_landing sees it."""
+    return _inspect(landing_dir / name, landing_dir.resolve())
+
+
 def scan_landing(landing_dir: Path) -> list[LandedGroup]:
     """Every `group*` folder of the landing folder, complete or not, in a stable order."""
     if not landing_dir.is_dir():
