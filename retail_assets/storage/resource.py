@@ -37,7 +37,7 @@ from retail_assets.storage.seen import SeenIndex
 from retail_assets.storage.stream import StreamTable
 from retail_assets.storage.tables import HourlyTable
 from retail_assets.storage.workers import WORKER_TAG, pid_of, worker, worker_gone
-from retail_assets.storage.writer_lock import writer_lock
+from retail_assets.storage.writer_lock import BATCH_LOCK, STREAM_LOCK, writer_lock
 
 RAW = "raw"
 MANIFEST = "_manifest.json"
@@ -77,19 +77,19 @@ class StorageResource(ConfigurableResource):
 
     @contextlib.contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator[StorageResource]:
-        """A batch run holds the writer lock (storage/writer_lock.py) for the whole run, and
+        """A run holds its lane's writer lock (storage/writer_lock.py) for the whole run, and
         once it holds it fails the runs a killed worker left STARTED (fail_orphaned_runs).
-        A streaming run writes only its own tables and goes beside; a sensor (no run) reads."""
+        A stream pass writes only the stream's tables: its lock is its own, so it goes beside
+        the hourly runs, never beside another pass. A sensor (no run) only reads."""
         run, instance = context.dagster_run, context.instance
         if run is None or instance is None:
             yield self
             return
         instance.add_run_tags(run.run_id, {WORKER_TAG: worker(os.getpid())})
-        if run.tags.get("retail/lane") == "streaming":
-            yield self
-            return
+        streaming = run.tags.get("retail/lane") == "streaming"
+        lock = STREAM_LOCK if streaming else BATCH_LOCK
         holder = f"run {run.run_id[:8]} of {run.job_name}"
-        with writer_lock(self.landing_dir_path, holder, say=context.log.info):
+        with writer_lock(self.landing_dir_path, holder, say=context.log.info, name=lock):
             for orphan in fail_orphaned_runs(instance):
                 context.log.warning(f"run {orphan} was left STARTED by a killed worker: failed")
             yield self

@@ -1,11 +1,12 @@
-"""One writer of a warehouse at a time, across processes: an exclusive lock on a file.
+"""One writer at a time, across processes: an exclusive lock on a file.
 
-The instance's run queue keeps the UI's and the sensors' hourly runs one at a time, but a
-`retail replay`, a test or a second instance runs jobs outside that queue. Every batch run
-takes this lock for its whole run, so two runs never interleave their writes: the second
-waits. The kernel releases the lock when its holder dies, even by SIGKILL, so a killed run
-never leaves it held. It holds on one machine (a local landing folder); runs on several
-machines need the shared instance's run queue (docs/runbook.md).
+The instance's run queue keeps the UI's and the sensors' runs one at a time per lane, but a
+`retail replay`, a `retail stream`, a test or a second instance runs jobs outside that queue.
+Every batch run takes the batch lock for its whole run, and every stream pass the stream's,
+so two runs of one lane never interleave their writes: the second waits. The kernel
+releases the lock when its holder dies, even by SIGKILL, so a killed run never leaves it
+held. It holds on one machine (a local landing folder); runs on several machines need the
+shared instance's run queue (docs/runbook.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-LOCK_NAME = ".writer.lock"
+BATCH_LOCK = ".writer.lock"  # the hourly runs: raw files to the B2B file
+STREAM_LOCK = ".stream.lock"  # the stream's passes: its checkpoints and tables
 
 
 class LockTimeout(RuntimeError):
@@ -32,11 +34,12 @@ def writer_lock(
     timeout: float = 3600.0,
     say: Callable[[str], None] = print,
     poll: float = 0.5,
+    name: str = BATCH_LOCK,
 ) -> Iterator[None]:
-    """Hold the writer lock of `folder` (created if missing); waits up to `timeout` seconds
-    for the current holder, whose description (`holder`, pid) it names while it waits."""
+    """Hold the writer lock `name` of `folder` (created if missing); waits up to `timeout`
+    seconds for the current holder, whose description (`holder`, pid) it names meanwhile."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_NAME
+    path = folder / name
     with open(path, "a+") as handle:
         deadline, said = time.monotonic() + timeout, False
         while True:
