@@ -46,8 +46,15 @@ prepare_dagster_home(Settings.from_env())
 
 @pytest.fixture(scope="session", autouse=True)
 def settings() -> Settings:
-    yield Settings.from_env()
-    shutil.rmtree(_HOME, ignore_errors=True)
+    """The session's settings; at the end its servers are stopped by their PIDs, also those a
+    `retail` subprocess started on the session's home when no test asked for them."""
+    settings = Settings.from_env()
+    try:
+        yield settings
+    finally:
+        LocalSparkServer.of(settings).down()
+        LocalBroker.of(settings).down()
+        shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
