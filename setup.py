@@ -15,6 +15,8 @@ setup(
         "dagster>=1.13.27,<1.14",
         "dagster-webserver>=1.13.27,<1.14",
         "dagster-pyspark>=0.29.27,<0.30",
+        # The cluster profile's Dagster storage on PostgreSQL (docs/profiles.md).
+        "dagster-postgres>=0.29.27,<0.30",
         # Spark 4.0.x is the measured line (docs/design.md §1); [connect] brings grpc, pyarrow.
         "pyspark[connect]>=4.0.1,<4.1",
         "confluent-kafka>=2.6,<3",

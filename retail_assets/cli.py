@@ -17,7 +17,9 @@ from retail_assets.dev.replay import ReplayError
 from retail_assets.servers.supervisor import ServiceError
 from retail_assets.settings import (
     CHECKOUT_DIR,
+    PROFILES,
     Settings,
+    load_secrets,
     prepare_dagster_home,
     record_partitions_start,
 )
@@ -47,6 +49,26 @@ def cmd_kafka(args, settings: Settings) -> int:
     from retail_assets.servers.kafka_broker import LocalBroker
 
     return serve(LocalBroker.of(settings), args.action)
+
+
+def cmd_stack(args, settings: Settings) -> int:
+    """Every local server of the profile: up in order, down in reverse, or their status."""
+    from retail_assets.servers import stack
+
+    if args.action == "up":
+        settings = stack.choose(settings, args.profile)
+        for status in stack.up(settings):
+            print(json.dumps(status))
+        return 0
+    if args.profile and args.profile != settings.profile:
+        print(f"retail: this home runs the {settings.profile} profile", file=sys.stderr)
+        return 2
+    if args.action == "down":
+        print(json.dumps({"stopped": stack.down(settings)}))
+        return 0
+    report = stack.status(settings)
+    print(json.dumps(report))
+    return 0 if report["running"] else 3
 
 
 def cmd_produce(args, settings: Settings) -> int:
@@ -254,6 +276,12 @@ def parser() -> argparse.ArgumentParser:
             "action", choices=["up", "down", "status"], help="start, stop, or report it"
         )
 
+    stack = command("stack", cmd_stack, "every local server of a profile (docs/profiles.md)")
+    stack.add_argument("action", choices=["up", "down", "status"], help="start, stop, or report")
+    stack.add_argument("--profile", choices=PROFILES,
+                       help="up: the profile this home runs from now on (default: the one "
+                            "recorded, else RETAIL_PROFILE, else embedded)")  # fmt: skip
+
     prod = command("produce", cmd_produce, "send app-log events to Kafka")
     amount = prod.add_mutually_exclusive_group(required=True)
     amount.add_argument("--count", type=int, help="send N events, then stop")
@@ -315,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
+    load_secrets(settings.home)
     prepare_dagster_home(settings)
     try:  # a home made before the start was recorded has older hours: they stay partitions
         record_partitions_start(settings, storage_resource(settings).first_raw_hour())

@@ -20,7 +20,13 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKOUT_DIR = PACKAGE_DIR.parent
 DEFAULT_SPARK_PORT = 15002
 DEFAULT_KAFKA_PORT = 19092
+DEFAULT_PG_PORT = 15432
+DEFAULT_CLUSTER_PORT = 17077  # the cluster profile's Spark master; its workers take the next ones
 PARTITIONS_START_FILE = "partitions_start"  # under RETAIL_HOME
+PROFILE_FILE = "profile"  # under RETAIL_HOME, written by `retail stack up`
+SECRETS_FILE = "secrets.env"  # under RETAIL_HOME, mode 0600, written by `retail stack up`
+PROFILES = ("embedded", "cluster")
+PG_PASSWORD_VARIABLE = "RETAIL_PG_PASSWORD"
 
 
 def _default_home() -> Path:
@@ -44,6 +50,9 @@ class Settings:
     partitions_start: str
     kafka_port: int
     kafka_bootstrap: str
+    profile: str  # embedded (one local server, Derby, SQLite) or cluster (docs/profiles.md)
+    pg_port: int
+    cluster_port: int
 
     @property
     def dagster_home(self) -> Path:
@@ -79,7 +88,36 @@ class Settings:
             partitions_start=env("RETAIL_PARTITIONS_START") or _recorded_start(home),
             kafka_port=kafka_port,
             kafka_bootstrap=env("RETAIL_KAFKA_BOOTSTRAP") or local_kafka_address(kafka_port),
+            profile=_profile(env("RETAIL_PROFILE"), home),
+            pg_port=int(env("RETAIL_PG_PORT") or DEFAULT_PG_PORT),
+            cluster_port=int(env("RETAIL_CLUSTER_PORT") or DEFAULT_CLUSTER_PORT),
         )
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.profile == "cluster"
+
+
+def _profile(chosen: str | None, home: Path) -> str:
+    """RETAIL_PROFILE, else the one `retail stack up` recorded for this home, else embedded."""
+    recorded = home / PROFILE_FILE
+    if not chosen and recorded.exists():
+        chosen = recorded.read_text(encoding="utf-8").strip()
+    profile = chosen or "embedded"
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    return profile
+
+
+def load_secrets(home: Path) -> None:
+    """Put the home's secrets file (KEY=VALUE lines) into this process's environment, where a
+    variable is not set already: secrets reach the code only as environment variables."""
+    secrets = home / SECRETS_FILE
+    if secrets.exists():
+        for line in secrets.read_text(encoding="utf-8").splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not name.startswith("#"):
+                os.environ.setdefault(name.strip(), value.strip())
 
 
 def _recorded_start(home: Path) -> str:
@@ -137,13 +175,38 @@ def local_kafka_address(port: int) -> str:
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME under RETAIL_HOME (unless the user set one), with the repo's dagster.yaml."""
+    """DAGSTER_HOME under RETAIL_HOME (unless the user set one), with the repo's dagster.yaml;
+    on the cluster profile, that file plus storage on the profile's PostgreSQL."""
     dagster_home = settings.dagster_home
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
     source = CHECKOUT_DIR / "dagster.yaml"
-    if source.exists() and not config.exists():
+    if settings.is_cluster and source.exists():
+        wanted = source.read_text(encoding="utf-8") + CLUSTER_STORAGE.format(port=settings.pg_port)
+        if config.is_symlink() or not config.exists() or config.read_text() != wanted:
+            staging = config.with_suffix(f".{os.getpid()}.tmp")
+            staging.write_text(wanted, encoding="utf-8")
+            staging.replace(config)
+    elif source.exists() and not config.exists():
         with contextlib.suppress(FileExistsError):  # two commands started together on a new home
             config.symlink_to(source)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home
+
+
+CLUSTER_STORAGE = f"""
+# Cluster profile (docs/profiles.md): runs, event logs and schedules in PostgreSQL, so
+# they outlive any one process and every process queues its runs in the same place.
+# The driver is named: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which
+# dagster-postgres does not bring (it brings psycopg2).
+storage:
+  postgres:
+    postgres_db:
+      scheme: postgresql+psycopg2
+      hostname: 127.0.0.1
+      port: {{port}}
+      db_name: dagster
+      username: retail
+      password:
+        env: {PG_PASSWORD_VARIABLE}
+"""

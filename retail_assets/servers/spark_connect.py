@@ -16,14 +16,15 @@ from pathlib import Path
 import pyspark
 
 from retail_assets.servers.supervisor import LocalServer, ServiceError
-from retail_assets.settings import Settings
+from retail_assets.settings import PG_PASSWORD_VARIABLE, Settings
 
+PG_JDBC_JAR = os.environ.get("RETAIL_PG_JDBC_JAR") or "/usr/share/java/postgresql.jar"
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT_S = 180
 
 
-def java_major_version() -> int:
-    """The major version of the `java` on PATH (or in JAVA_HOME); a clear error if none."""
+def java_binary() -> str:
+    """The `java` in JAVA_HOME, else on PATH; a clear error if none."""
     java_home = os.environ.get("JAVA_HOME")
     java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
     if not java or not Path(java).exists():
@@ -31,6 +32,12 @@ def java_major_version() -> int:
             "Java 17 is required for Spark but no `java` was found. On Debian: "
             "apt-get install -y openjdk-17-jre-headless (or set JAVA_HOME)."
         )
+    return java
+
+
+def java_major_version() -> int:
+    """The major version of the `java` Spark will run on."""
+    java = java_binary()
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
     if not match:
@@ -51,30 +58,95 @@ class LocalSparkServer(LocalServer):
 
     warehouse_dir: str
     driver_memory: str
+    # The cluster profile (docs/profiles.md): the standalone master the server submits to, and
+    # the metastore's PostgreSQL database; empty on the embedded profile (local[*], Derby).
+    cluster_master: str = ""
+    metastore_jdbc: str = ""
 
     @classmethod
     def of(cls, settings: Settings) -> LocalSparkServer:
+        cluster = {}
+        if settings.is_cluster:
+            from retail_assets.servers.postgres import LocalPostgres
+            from retail_assets.servers.spark_cluster import SparkMaster
+
+            cluster = dict(
+                cluster_master=SparkMaster.of(settings).url,
+                metastore_jdbc=LocalPostgres.of(settings).jdbc_url("metastore"),
+            )
         return cls(
             home=str(settings.home),
             port=settings.spark_port,
             warehouse_dir=settings.warehouse_dir,
             driver_memory=settings.spark_driver_memory,
+            **cluster,
         )
 
     def session_conf(self) -> dict[str, str]:
         """What any session of the platform needs: Hive catalog and lake semantics."""
-        metastore = Path(self.home) / "metastore"
         return {
             "spark.sql.catalogImplementation": "hive",
             "spark.sql.warehouse.dir": self.warehouse_dir,
-            "spark.hadoop.javax.jdo.option.ConnectionURL": (
-                f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true"
-            ),
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore}",
+            **self.metastore_conf(),
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.shuffle.partitions": "8",
         }
+
+    def metastore_conf(self) -> dict[str, str]:
+        """Derby in RETAIL_HOME (one JVM), or the profile's PostgreSQL (shared). The password
+        is no setting: Hadoop reads it from the server's environment when it connects."""
+        if not self.metastore_jdbc:
+            metastore = Path(self.home) / "metastore"
+            return {
+                "spark.hadoop.javax.jdo.option.ConnectionURL": (
+                    f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true"
+                ),
+                "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore}",
+            }
+        return {
+            "spark.hadoop.javax.jdo.option.ConnectionURL": self.metastore_jdbc,
+            "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
+            "spark.hadoop.javax.jdo.option.ConnectionUserName": "retail",
+            "spark.hadoop.javax.jdo.option.ConnectionPassword": f"${{env.{PG_PASSWORD_VARIABLE}}}",
+            # `retail stack up` makes the tables (servers/hive_metastore.py), as a
+            # schematool would; the server never alters the schema.
+            "spark.hadoop.hive.metastore.schema.verification": "false",
+            "spark.driver.extraClassPath": PG_JDBC_JAR,
+        }
+
+    def cluster_conf(self) -> dict[str, str]:
+        """Work goes to the standalone cluster's executors, one per worker core."""
+        if not self.cluster_master:
+            return {}
+        from retail_assets.servers import spark_cluster
+
+        return {
+            "spark.master": self.cluster_master,
+            "spark.executor.cores": str(spark_cluster.WORKER_CORES),
+            "spark.cores.max": str(spark_cluster.WORKERS * spark_cluster.WORKER_CORES),
+            "spark.executor.memory": spark_cluster.EXECUTOR_MEMORY,
+            "spark.pyspark.python": sys.executable,  # Python data sources run on executors
+            "spark.executor.logs.rolling.strategy": "size",
+            "spark.executor.logs.rolling.maxSize": str(64 * 1024 * 1024),
+            "spark.executor.logs.rolling.maxRetainedFiles": "4",
+        }
+
+    def check_cluster(self) -> None:
+        """The cluster profile's server needs its master and metastore up (`retail stack up`)."""
+        from retail_assets.servers.supervisor import port_is_open
+
+        if not Path(PG_JDBC_JAR).exists():
+            raise ServiceError(
+                f"the metastore's JDBC driver {PG_JDBC_JAR} is missing; on Debian: apt-get "
+                "install -y libpostgresql-jdbc-java (or set RETAIL_PG_JDBC_JAR)"
+            )
+        needed = {"Spark master": self.cluster_master, "metastore": self.metastore_jdbc}
+        for what, url in needed.items():
+            host_port = url.split("//", 1)[1].split("/", 1)[0]
+            host, port = host_port.rsplit(":", 1)
+            if not port_is_open(host, int(port)):
+                raise ServiceError(f"the cluster profile's {what} {url} is down: `retail stack up`")
 
     def server_conf(self) -> dict[str, str]:
         """The local Connect server: loopback only, all state under RETAIL_HOME."""
@@ -87,6 +159,7 @@ class LocalSparkServer(LocalServer):
             "spark.driver.memory": self.driver_memory,
             "spark.local.dir": str(Path(self.home) / "spark-tmp"),
             "spark.ui.enabled": "false",
+            **self.cluster_conf(),
         }
 
     def up(self) -> dict:
@@ -94,6 +167,8 @@ class LocalSparkServer(LocalServer):
         major = java_major_version()
         if major < 17:
             raise ServiceError(f"Spark 4 needs Java 17 or newer; found Java {major}.")
+        if self.cluster_master:
+            self.check_cluster()
         spark_home = Path(pyspark.__file__).parent
         cmd = [str(spark_home / "bin" / "spark-submit"), "--class", SERVER_CLASS]
         for key, value in self.server_conf().items():

@@ -143,21 +143,18 @@ class ManagedServer:
             f"{timeout:.0f}s (pid {pid} left running; `down` stops it). Log: {self.log_file}"
         )
 
-    def down(self, timeout: float = 60) -> bool:
-        """SIGTERM our pid, SIGKILL after the timeout. False when nothing of ours was running."""
+    def down(self, timeout: float = 60, stop_signal: int = signal.SIGTERM) -> bool:
+        """Signal our pid, SIGKILL after the timeout; the processes it started (a Spark
+        worker's executors) are waited for too. False when nothing of ours was running."""
         with self._lock():
             pid = self.pid()
             if pid is None:
                 self.pid_file.unlink(missing_ok=True)
                 return False
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-                while alive(pid):
-                    time.sleep(0.1)
+            started = children(pid)
+            os.kill(pid, stop_signal)
+            for process in [pid, *started]:
+                stop(process, timeout)
             self.pid_file.unlink(missing_ok=True)
             return True
 
@@ -177,14 +174,20 @@ class LocalServer(Config):
 
     NAME: ClassVar[str]
     CMDLINE_MARKER: ClassVar[str]
+    STOP_SIGNAL: ClassVar[int] = signal.SIGTERM
 
     home: str  # RETAIL_HOME: the server's state, pid file and log live under it
     port: int
 
     @property
+    def name(self) -> str:
+        """Names its pid file and log; unique among the servers of one home."""
+        return self.NAME
+
+    @property
     def server(self) -> ManagedServer:
         return ManagedServer(
-            name=self.NAME,
+            name=self.name,
             home=Path(self.home),
             host="127.0.0.1",
             port=self.port,
@@ -196,10 +199,31 @@ class LocalServer(Config):
         return self.server.up(cmd, env, timeout)
 
     def down(self) -> bool:
-        return self.server.down()
+        return self.server.down(stop_signal=self.STOP_SIGNAL)
 
     def status(self) -> dict:
         return self.server.status()
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+    except FileNotFoundError:
+        return []
+
+
+def stop(pid: int, timeout: float) -> None:
+    """Wait for a signalled process to exit; SIGKILL it after the timeout."""
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while alive(pid):
+            time.sleep(0.1)
 
 
 def alive(pid: int) -> bool:
