@@ -24,6 +24,7 @@ BENCHMARKS = [
     "p3_big_groups",
     "p5_stream_vs_plain_consume",
     "p6_hour_after_history",
+    "p7_cluster_vs_embedded",
 ]
 CHECKOUT = Path(__file__).parent.parent
 

@@ -1,19 +1,26 @@
 """Small builders shared by the tests: source groups written like the source system does."""
 
 import csv
+import hashlib
 import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from retail_assets.assets.catalog import DWH_DB, LAKE_DB
 from retail_assets.definitions import batch_definitions, defs
 from retail_assets.orchestration.jobs import RANGE_END, RANGE_START
+from retail_assets.storage.failpoints import ENV as FAILPOINT
 from retail_assets.storage.landing import FILE_KINDS
 from retail_assets.storage.resource import StorageResource
+
+REPLAY_START = "2025-09-01-22:00"  # where a scenario's `retail replay` starts by default
 
 # The shared warehouse replay: 4 groups from 22:00, so it crosses midnight; group3 re-delivers
 # group2 (see conftest's `warehouse` fixture).
@@ -188,3 +195,54 @@ def environment(root: Path, name: str) -> dict[str, str]:
         "RETAIL_LAKE_DB": f"{name}_lake",
         "RETAIL_DWH_DB": f"{name}_dwh",
     }
+
+
+def replay(
+    env: dict, source: Path, failpoint: str | None = None, start: str = REPLAY_START
+) -> subprocess.Popen:
+    command = [sys.executable, "-m", "retail_assets.cli", "replay", str(source), "--start", start]
+    env = {**env, FAILPOINT: failpoint} if failpoint else env
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    try:
+        output, _ = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:  # a test that fails never leaves its replay running
+            process.kill()
+            process.wait()
+    return process.returncode, output
+
+
+EMPTY = hashlib.sha256(b"").hexdigest()  # a table created, its hour not yet published
+
+
+def contents(spark, env: dict) -> dict[str, str]:
+    """Every table and view of the scenario's databases → a hash of its sorted rows (the
+    scenario's own folder, in source_file paths, written as <root>)."""
+    root, found = str(Path(env["RETAIL_LAKE_ROOT"]).parent), {}
+    for database in (env["RETAIL_LAKE_DB"], env["RETAIL_DWH_DB"]):
+        if not spark.catalog.databaseExists(database):
+            continue
+        for table in spark.catalog.listTables(database):
+            frame = spark.table(f"{database}.{table.name}")
+            rows = sorted(repr(tuple(row)).replace(root, "<root>") for row in frame.collect())
+            found[table.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return found
+
+
+def exports(env: dict) -> dict[str, bytes]:
+    """Every file a partner could see in the exports folder (hidden temporary files too)."""
+    folder = Path(env["RETAIL_EXPORTS_DIR"])
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def install_debian_packages(packages: list[str], why: str) -> None:
+    """Debian packages a test needs, installed here when missing (CI never skips such a test)."""
+    if os.geteuid() != 0:
+        pytest.fail(f"{why}: sudo apt-get install -y {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)

@@ -8,7 +8,6 @@ the point where the process kills itself (retail_assets/storage/failpoints.py): 
 write, before the step that makes it visible.
 """
 
-import hashlib
 import json
 import os
 import signal
@@ -27,11 +26,19 @@ from retail_assets.resources import ClientRetries
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import free_port
 from retail_assets.settings import Settings
-from retail_assets.storage.failpoints import ENV as FAILPOINT
 from retail_assets.storage.failpoints import PAUSE_ENV
-from retail_assets_tests.helpers import environment, messages
+from retail_assets_tests.helpers import (
+    EMPTY,
+    REPLAY_START,
+    contents,
+    environment,
+    exports,
+    finish,
+    messages,
+    replay,
+)
 
-HOUR = "2025-09-01-22:00"
+HOUR = REPLAY_START
 
 # In pipeline order: each run of the chain gets past the points before its own.
 KILL_POINTS = [
@@ -42,48 +49,6 @@ KILL_POINTS = [
     "publish:*_dwh.insight_top_products",  # an insight snapshot
     "write_bytes:sales_agent_product_units_*",  # the B2B file, between temporary and rename
 ]
-
-
-def replay(
-    env: dict, source: Path, failpoint: str | None = None, start: str = HOUR
-) -> subprocess.Popen:
-    command = [sys.executable, "-m", "retail_assets.cli", "replay", str(source), "--start", start]
-    env = {**env, FAILPOINT: failpoint} if failpoint else env
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)  # fmt: skip
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    try:
-        output, _ = process.communicate(timeout=600)
-    finally:
-        if process.poll() is None:  # a test that fails never leaves its replay running
-            process.kill()
-            process.wait()
-    return process.returncode, output
-
-
-EMPTY = hashlib.sha256(b"").hexdigest()  # a table created, its hour not yet published
-
-
-def contents(spark, env: dict) -> dict[str, str]:
-    """Every table and view of the scenario's databases → a hash of its sorted rows (the
-    scenario's own folder, in source_file paths, written as <root>)."""
-    root, found = str(Path(env["RETAIL_LAKE_ROOT"]).parent), {}
-    for database in (env["RETAIL_LAKE_DB"], env["RETAIL_DWH_DB"]):
-        if not spark.catalog.databaseExists(database):
-            continue
-        for table in spark.catalog.listTables(database):
-            frame = spark.table(f"{database}.{table.name}")
-            rows = sorted(repr(tuple(row)).replace(root, "<root>") for row in frame.collect())
-            found[table.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
-    return found
-
-
-def exports(env: dict) -> dict[str, bytes]:
-    """Every file a partner could see in the exports folder (hidden temporary files too)."""
-    folder = Path(env["RETAIL_EXPORTS_DIR"])
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from retail_assets.dev.generator import generate
 from retail_assets.dev.replay import land
 from retail_assets.servers.supervisor import alive, free_port
 from retail_assets.storage.hours import key_of
-from retail_assets_tests.helpers import environment
+from retail_assets_tests.helpers import environment, install_debian_packages
 
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1600, "height": 1000}
@@ -58,14 +58,7 @@ def wait_for(condition: Callable, timeout: float, what: str, every: float = 1.0)
 def chromium() -> Path:
     """Debian's Chromium, installed here when missing (CI never skips the browser test)."""
     if not CHROMIUM.exists():
-        if os.geteuid() != 0:
-            pytest.fail("the UI test needs Chromium: sudo apt-get install -y chromium")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "chromium"],
-        ):
-            subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        install_debian_packages(["chromium"], "the UI test needs Chromium")
     return CHROMIUM
 
 
