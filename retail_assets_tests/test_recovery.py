@@ -46,6 +46,8 @@ def test_a_server_away_is_told_from_a_data_error(spark):
         spark.sql("SELECT no_such_column FROM range(1)").collect()
     assert server_away(data_error.value) is None
     assert server_away(ValueError("price 'abc' is not a number")) is None
+    # A Kafka error of our own making (a message, no KafkaError) is about the data.
+    assert server_away(KafkaException("the broker's end offsets are behind the checkpoint")) is None
 
 
 def attempts(error: Exception, fails: int) -> tuple[bool, list[str]]:

@@ -46,12 +46,13 @@ def _chain(error: BaseException | None) -> Iterator[BaseException]:
 def server_away(error: BaseException) -> type | None:
     """The resource class whose server `error` (or one it came from) says was away, else
     None: the data or the code was wrong."""
-    from confluent_kafka import KafkaException
+    from confluent_kafka import KafkaError, KafkaException
     from pyspark.errors import RetriesExceeded
 
     for cause in _chain(error):
         text = str(cause)
-        if isinstance(cause, KafkaException) and cause.args and cause.args[0].retriable():
+        kafka_error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
+        if isinstance(kafka_error, KafkaError) and kafka_error.retriable():
             return KafkaResource
         if any(word in text for word in _KAFKA_AWAY):
             return KafkaResource
