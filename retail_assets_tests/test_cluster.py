@@ -66,10 +66,20 @@ def stack_pids(settings: Settings) -> list[int]:
     return [p for pid in pids if pid for p in (pid, *children(pid))]
 
 
+def no_system_cluster() -> None:
+    """Installing Debian's server must not make (and start) a system cluster: the profile
+    runs its own, and the test leaves no process it did not start by PID."""
+    settings = Path("/etc/postgresql-common/createcluster.d")
+    if os.geteuid() == 0:
+        settings.mkdir(parents=True, exist_ok=True)
+        (settings / "retail-no-main-cluster.conf").write_text("create_main_cluster = false\n")
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """The profile's servers on a home of their own, stopped by their PIDs at the end."""
     if not (Path("/usr/lib/postgresql").exists() and Path(PG_JDBC_JAR).exists()):
+        no_system_cluster()
         install_debian_packages(["postgresql", "libpostgresql-jdbc-java"],
                                 "the cluster profile's test needs PostgreSQL")  # fmt: skip
     root = Path(tempfile.mkdtemp(prefix="retail_cluster_"))
