@@ -51,10 +51,11 @@ def peak_rss_mb(env: dict) -> dict[str, int]:
     for server in stack.servers(Settings.from_env(env)):
         pid = server.server.pid()
         for index, process in enumerate([pid, *children(pid)] if pid else []):
-            status = Path(f"/proc/{process}/status").read_text()
-            peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+            status = Path(f"/proc/{process}/status").read_text().splitlines()
+            peak = [line for line in status if line.startswith("VmHWM:")]  # none: a zombie
             name = server.name if index == 0 else f"{server.name}/child-{index}"
-            peaks[name] = int(peak.split()[1]) // 1024
+            if peak:
+                peaks[name] = int(peak[0].split()[1]) // 1024
     return peaks
 
 
