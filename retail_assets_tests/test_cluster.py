@@ -26,8 +26,15 @@ from pyspark.sql import SparkSession
 from retail_assets.dev.generator import generate
 from retail_assets.servers import stack
 from retail_assets.servers.kafka_broker import LocalBroker
+from retail_assets.servers.postgres import bin_dir
 from retail_assets.servers.spark_connect import PG_JDBC_JAR, LocalSparkServer
-from retail_assets.servers.supervisor import alive, children, free_port, port_is_free
+from retail_assets.servers.supervisor import (
+    ServiceError,
+    alive,
+    children,
+    free_port,
+    port_is_free,
+)
 from retail_assets.settings import PG_PASSWORD_VARIABLE, SECRETS_FILE, Settings
 from retail_assets_tests.helpers import (
     REPLAY_START,
@@ -66,6 +73,13 @@ def stack_pids(settings: Settings) -> list[int]:
     return [p for pid in pids if pid for p in (pid, *children(pid))]
 
 
+def server_installed() -> bool:
+    try:
+        return bin_dir().exists()
+    except ServiceError:
+        return False
+
+
 def no_system_cluster() -> None:
     """Installing Debian's server must not make (and start) a system cluster: the profile
     runs its own, and the test leaves no process it did not start by PID."""
@@ -78,7 +92,7 @@ def no_system_cluster() -> None:
 @pytest.fixture(scope="module")
 def cluster():
     """The profile's servers on a home of their own, stopped by their PIDs at the end."""
-    if not (Path("/usr/lib/postgresql").exists() and Path(PG_JDBC_JAR).exists()):
+    if not (server_installed() and Path(PG_JDBC_JAR).exists()):
         no_system_cluster()
         install_debian_packages(["postgresql", "libpostgresql-jdbc-java"],
                                 "the cluster profile's test needs PostgreSQL")  # fmt: skip
