@@ -172,18 +172,6 @@ def cmd_sql(args, settings: Settings) -> int:
     return 0
 
 
-def local_servers(settings: Settings) -> list:
-    """The embedded servers these settings run (none for a remote Spark or Kafka)."""
-    from retail_assets.servers.kafka_broker import LocalBroker
-    from retail_assets.servers.spark_connect import LocalSparkServer
-
-    local = [
-        (LocalSparkServer.of(settings), settings.manages_local_spark),
-        (LocalBroker.of(settings), settings.manages_local_kafka),
-    ]
-    return [server for server, managed in local if managed]
-
-
 def cmd_ui(args, settings: Settings) -> int:
     """dagster dev (webserver + daemon) until Ctrl-C / SIGTERM; then it stops, and so do the
     embedded servers its runs started (a server running before `retail ui` is left running)."""
@@ -192,7 +180,9 @@ def cmd_ui(args, settings: Settings) -> int:
     workspace = CHECKOUT_DIR / "workspace.yaml"
     dagster = str(Path(sys.executable).with_name("dagster"))  # the venv's, PATH or not
     command = [dagster, "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
-    started_here = [server for server in local_servers(settings) if not server.status()["running"]]
+    from retail_assets.servers import stack
+
+    started_here = [server for server in stack.servers(settings) if not server.status()["running"]]
     stopping, children = [], []
 
     def stop(signum, _frame):

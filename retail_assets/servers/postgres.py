@@ -15,6 +15,7 @@ import os
 import pwd
 import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,8 +83,6 @@ class LocalPostgres(LocalServer):
 
     def _initdb(self, programs: Path, password: str) -> None:
         """A new cluster whose only role is `user`, authenticated by SCRAM over TCP."""
-        import subprocess
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
         owned_by_server(self.data_dir.parent)
         if subprocess.run(as_owner() + ["test", "-w", str(self.data_dir)]).returncode != 0:

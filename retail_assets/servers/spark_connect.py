@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pyspark
 
-from retail_assets.servers.supervisor import LocalServer, ServiceError
+from retail_assets.servers import spark_cluster
+from retail_assets.servers.postgres import LocalPostgres
+from retail_assets.servers.supervisor import LocalServer, ServiceError, port_is_open
 from retail_assets.settings import PG_PASSWORD_VARIABLE, Settings
 
 PG_JDBC_JAR = os.environ.get("RETAIL_PG_JDBC_JAR") or "/usr/share/java/postgresql.jar"
@@ -67,11 +69,8 @@ class LocalSparkServer(LocalServer):
     def of(cls, settings: Settings) -> LocalSparkServer:
         cluster = {}
         if settings.is_cluster:
-            from retail_assets.servers.postgres import LocalPostgres
-            from retail_assets.servers.spark_cluster import SparkMaster
-
             cluster = dict(
-                cluster_master=SparkMaster.of(settings).url,
+                cluster_master=spark_cluster.SparkMaster.of(settings).url,
                 metastore_jdbc=LocalPostgres.of(settings).jdbc_url("metastore"),
             )
         return cls(
@@ -119,8 +118,6 @@ class LocalSparkServer(LocalServer):
         """Work goes to the standalone cluster's executors, one per worker core."""
         if not self.cluster_master:
             return {}
-        from retail_assets.servers import spark_cluster
-
         return {
             "spark.master": self.cluster_master,
             "spark.executor.cores": str(spark_cluster.WORKER_CORES),
@@ -134,8 +131,6 @@ class LocalSparkServer(LocalServer):
 
     def check_cluster(self) -> None:
         """The cluster profile's server needs its master and metastore up (`retail stack up`)."""
-        from retail_assets.servers.supervisor import port_is_open
-
         if not Path(PG_JDBC_JAR).exists():
             raise ServiceError(
                 f"the metastore's JDBC driver {PG_JDBC_JAR} is missing; on Debian: apt-get "

@@ -10,7 +10,10 @@ import os
 import secrets
 from dataclasses import replace
 
+from retail_assets.servers.hive_metastore import create_schema
 from retail_assets.servers.kafka_broker import LocalBroker
+from retail_assets.servers.postgres import LocalPostgres
+from retail_assets.servers.spark_cluster import WORKERS, SparkMaster, SparkWorker
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import LocalServer, ServiceError
 from retail_assets.settings import (
@@ -27,9 +30,6 @@ def servers(settings: Settings) -> list[LocalServer]:
     """The profile's local servers in start order (a remote Spark or Kafka is not ours)."""
     found: list[LocalServer] = []
     if settings.is_cluster:
-        from retail_assets.servers.postgres import LocalPostgres
-        from retail_assets.servers.spark_cluster import SparkMaster, SparkWorker
-
         found += [LocalPostgres.of(settings), SparkMaster.of(settings)]
         found += SparkWorker.all_of(settings)
     if settings.manages_local_spark:
@@ -70,13 +70,9 @@ def up(settings: Settings) -> list[dict]:
     statuses = []
     for server in servers(settings):
         if isinstance(server, LocalSparkServer) and settings.is_cluster:
-            from retail_assets.servers.spark_cluster import WORKERS, SparkMaster
-
             SparkMaster.of(settings).wait_for_workers(WORKERS)  # the app gets its executors
         statuses.append({"name": server.name, **server.up()})
-        if server.name == "postgres":
-            from retail_assets.servers.hive_metastore import create_schema
-
+        if isinstance(server, LocalPostgres):
             create_schema(server)
     return statuses
 
@@ -90,8 +86,6 @@ def status(settings: Settings) -> dict:
     report = {"profile": settings.profile, "home": str(settings.home),
               "servers": [server.status() for server in servers(settings)]}  # fmt: skip
     if settings.is_cluster:
-        from retail_assets.servers.spark_cluster import SparkMaster
-
         master = SparkMaster.of(settings)
         if master.status()["running"]:
             state = master.state()

@@ -21,6 +21,8 @@ from typing import ClassVar
 
 from dagster import Config
 
+CHILD_TIMEOUT_S = 10  # a server's leftover child (a Python worker) after SIGTERM
+
 
 class ServiceError(RuntimeError):
     """A server could not be started, reached or stopped; the message says what to do."""
@@ -153,8 +155,13 @@ class ManagedServer:
                 return False
             started = children(pid)
             os.kill(pid, stop_signal)
-            for process in [pid, *started]:
-                stop(process, timeout)
+            stop(pid, timeout)
+            leftover = [child for child in started if alive(child)]  # not stopped by the server
+            for child in leftover:
+                with contextlib.suppress(ProcessLookupError):  # it may end on its own now
+                    os.kill(child, signal.SIGTERM)
+            for child in leftover:
+                stop(child, CHILD_TIMEOUT_S)
             self.pid_file.unlink(missing_ok=True)
             return True
 
