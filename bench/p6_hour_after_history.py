@@ -69,9 +69,10 @@ def seed_indexes(spark, storage, key: str) -> None:
     """The seen-ids and seen-dates indexes of every hour before `key`, built anew from their
     tables (the template hour's index knows nothing of the clones)."""
     from retail_assets.storage.lake import Lake
+    from retail_assets.storage.tables import drop_table
 
     for index in (storage.seen_transaction_ids(), storage.seen_dates()):
-        spark.sql(f"DROP TABLE IF EXISTS {index.name}")
+        drop_table(spark, index.name)
         lake = Lake(index.location)
         lake.fs.delete_dir_contents(lake.path(), missing_dir_ok=True)
         index.rebuild(spark, key)

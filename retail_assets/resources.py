@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from dagster_pyspark import PySparkResource
 from dagster_pyspark.resources import spark_session_from_config
@@ -40,6 +42,8 @@ class SparkResource(PySparkResource):
         if stale is not None and hasattr(stale, "client"):
             stale.client.set_retry_policies([])  # releasing it must not wait on the dead server
             stale.stop()
+            del stale
+            gc.collect()  # its finalizer runs now, between calls (see `connect`)
         where = self.spark_config.get("spark.remote") or self.spark_config.get("spark.master")
         start = "the retry starts it again" if self.local_server else "restart it"
         return (
@@ -74,6 +78,12 @@ def connect(spark_config: dict, local_server: LocalSparkServer | None) -> SparkS
     session = spark_session_from_config(spark_config)
     if hasattr(session, "client"):  # Spark Connect
         session.client.set_retry_policies([ClientRetries(local_server)])
+        if local_server:
+            # pyspark's reattachable execution shares one thread pool among all sessions, and
+            # closing any session shuts it down: a session finalized by the garbage collector
+            # during another session's call deadlocks the process (seen in the tests). On
+            # loopback there is no connection to reattach; the retry policy covers a restart.
+            session.client.disable_reattachable_execute()
     return session
 
 

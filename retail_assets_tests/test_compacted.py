@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 
 from retail_assets.storage.compacted import CompactedTable
+from retail_assets.storage.tables import drop_table
 
 MAY_30, MAY_31, JUNE_1, JUNE_4 = (
     "2025-05-30-22:00", "2025-05-31-23:00", "2025-06-01-00:00", "2025-06-04-01:00"
@@ -24,10 +25,8 @@ def facts(spark, tmp_path, request):
         f"compacted_test.{request.node.name}", str(tmp_path), "transaction_month", "sold_on"
     )
     yield table
-    for name in (table.name,):
-        spark.sql(f"DROP VIEW IF EXISTS {name}")
-    for name in (table.recent.name, table.months_name):
-        spark.sql(f"DROP TABLE IF EXISTS {name}")
+    for name in (table.name, table.recent.name, table.months_name):
+        drop_table(spark, name)
 
 
 def sales(spark, rows):
@@ -102,4 +101,4 @@ def test_a_fact_table_of_the_old_layout_is_refused_with_what_to_do(spark, facts)
         with pytest.raises(RuntimeError, match="layout before compacted facts"):
             facts.write(spark, sales(spark, SALES[MAY_30]), MAY_30)
     finally:
-        spark.sql(f"DROP TABLE {facts.name}")
+        drop_table(spark, facts.name)

@@ -5,7 +5,7 @@ one partition per closed month."""
 import pytest
 
 from retail_assets.storage.seen import SeenIndex
-from retail_assets.storage.tables import HourlyTable
+from retail_assets.storage.tables import HourlyTable, drop_table
 
 MAY_30, MAY_31, JUNE_1, JUNE_4 = (
     "2025-05-30-22:00", "2025-05-31-23:00", "2025-06-01-00:00", "2025-06-04-01:00"
@@ -19,7 +19,7 @@ def tables(spark, tmp_path, request):
     index = SeenIndex(f"{source.name}_seen", str(tmp_path / "seen"), source, "transaction_id")
     yield source, index
     for name in (source.name, index.name):
-        spark.sql(f"DROP TABLE IF EXISTS {name}")
+        drop_table(spark, name)
 
 
 def write(spark, source, index, key, ids):

@@ -12,7 +12,7 @@ from pyspark import cloudpickle
 from pyspark.sql import functions as F
 
 from retail_assets.storage.stream import StreamTable, batch_writer
-from retail_assets.storage.tables import data_files
+from retail_assets.storage.tables import data_files, drop_table
 
 NOW = datetime(2025, 5, 1, 13, 30, tzinfo=UTC)  # cutoff 11:00: two hours' grace
 DAY = "2025-05-01"
@@ -24,9 +24,8 @@ def events(spark, tmp_path, request):
     table = StreamTable(f"stream_test.{request.node.name}", str(tmp_path / "events"),
                         ("event_date", "event_hour"), "%Y-%m-%d/%H", "event_time")  # fmt: skip
     yield table
-    spark.sql(f"DROP VIEW IF EXISTS {table.name}")
     for name in (table.name, table.batches_name, table.compacted_name):
-        spark.sql(f"DROP TABLE IF EXISTS {name}")
+        drop_table(spark, name)
 
 
 def land(spark, table, batch_id, offsets_by_hour, name=None):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from retail_assets.storage.tables import HourlyTable
+from retail_assets.storage.tables import HourlyTable, drop_table
 
 H22, H23, NEXT = "2025-06-01-22:00", "2025-06-01-23:00", "2025-06-02-00:00"
 
@@ -16,7 +16,7 @@ H22, H23, NEXT = "2025-06-01-22:00", "2025-06-01-23:00", "2025-06-02-00:00"
 def facts(spark, tmp_path, request):
     table = HourlyTable(f"tables_test.{request.node.name}", str(tmp_path))
     yield table
-    spark.sql(f"DROP TABLE IF EXISTS {table.name}")
+    drop_table(spark, table.name)
 
 
 def sales(spark, *rows):

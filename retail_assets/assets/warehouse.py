@@ -113,10 +113,14 @@ def records_through(
     record through `key` — the same rows, at the cost of history.
     """
     changes, state = change_table(storage, dimension), state_table(storage, dimension)
+    values = hour_values(key)
     newest_state = state.newest_hour_of_day(spark, key)
-    if newest_state is not None and newest_state >= (changes.newest_hour_of_day(spark, key) or ""):
-        day = hour_values(key)["ingest_date"]
-        return state.hour(spark, key_at(day, newest_state))
+    # The state of `key` itself is newer than any change record through `key`: no need to ask.
+    if newest_state is not None and (
+        newest_state == values["ingest_hour"]
+        or newest_state >= (changes.newest_hour_of_day(spark, key) or "")
+    ):
+        return state.hour(spark, key_at(values["ingest_date"], newest_state))
     return changes.hours(spark, key, through=True)
 
 
@@ -138,9 +142,9 @@ def state_table(storage: StorageResource, dimension: Dimension) -> HourlyTable:
 
 def write_changes(
     spark: SparkSession, storage: StorageResource, dimension: Dimension, key: str
-) -> str:
+) -> DataFrame | None:
     """Write the change records of hour `key`, then the state after it, and keep the versions
-    view; the change records' folder."""
+    view; the records it built on (the state before `key`; None before the first hour)."""
     incoming = DIMENSION_INPUTS[dimension](spark, storage, key)
     table = change_table(storage, dimension)
     records = records_through(spark, storage, dimension, previous_key(key))
@@ -153,7 +157,7 @@ def write_changes(
         )
     else:
         before = versions_as_of(dimension, records)
-    path = table.write(spark, scd2_changes(dimension, before, incoming, hour_of(key)), key)
+    table.write(spark, scd2_changes(dimension, before, incoming, hour_of(key)), key)
     state = table.hour(spark, key).drop(*HOUR_COLUMNS)
     if records is not None:
         state = newest_records(records.drop(*HOUR_COLUMNS).unionByName(state))
@@ -164,11 +168,15 @@ def write_changes(
         f"CREATE OR REPLACE VIEW {storage.warehouse_table(dimension.name).name} AS "
         + dimension.versions_sql(table.name)
     )
-    return path
+    return records
 
 
 def dimension_stats(
-    spark: SparkSession, storage: StorageResource, dimension: Dimension, keys: list[str]
+    spark: SparkSession,
+    storage: StorageResource,
+    dimension: Dimension,
+    keys: list[str],
+    before: DataFrame | None,
 ) -> dict:
     """What the hours `keys` changed (counts, and the newest change records), and the counts
     behind the checks, in one Spark job.
@@ -179,7 +187,6 @@ def dimension_stats(
     """
     key = dimension.natural_key
     after = state_table(storage, dimension).hour(spark, keys[-1])  # newest record per key
-    before = records_through(spark, storage, dimension, previous_key(keys[0]))
     before = before if before is not None else after.limit(0)
     changes = change_table(storage, dimension).hours_of(spark, keys)
     first_version = F.col("valid_from_hour") == F.col("recorded_hour")  # else: a completion
@@ -250,9 +257,8 @@ def dimension_asset(dimension: Dimension, upstream: list):
         context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
     ) -> MaterializeResult:
         session, keys = spark.spark_session, context.partition_keys
-        for key in keys:
-            write_changes(session, storage, dimension, key)
-        stats = dimension_stats(session, storage, dimension, keys)
+        built_on = [write_changes(session, storage, dimension, key) for key in keys]
+        stats = dimension_stats(session, storage, dimension, keys, before=built_on[0])
         # What the run changed, newest first (the change records: no window over history).
         newest = sorted((r.asDict() for r in stats["newest_changes"]),
                         key=lambda r: r["surrogate_key"])  # fmt: skip

@@ -40,6 +40,8 @@ from retail_assets.storage.tables import (
     hours_before,
     hours_in,
     show_partitions,
+    table_exists,
+    table_type,
 )
 
 MONTH, VERSION = "ingest_month", "version"
@@ -78,7 +80,7 @@ class CompactedTable:
 
     def hours(self, spark: SparkSession, key: str, *, through: bool) -> DataFrame | None:
         """Hours before hour `key` (through=True: and `key`); None if there is no table yet."""
-        if not spark.catalog.tableExists(self.name):
+        if not table_exists(spark, self.name):
             return None
         before = (F.col(MONTH) <= month_of(key)) & hours_before(key, through=through)
         return spark.table(self.name).where(before)
@@ -91,7 +93,7 @@ class CompactedTable:
 
     def versions(self, spark: SparkSession) -> dict[str, str]:
         """The compacted months and the version of each the view shows."""
-        if not spark.catalog.tableExists(self.name):
+        if not table_exists(spark, self.name):
             return {}
         shown = spark.sql(f"SHOW TBLPROPERTIES {self.name} ('{VERSIONS_PROPERTY}')").collect()
         value = shown[0]["value"] if shown else ""
@@ -111,16 +113,20 @@ class CompactedTable:
                        & (F.col(HOUR_COLUMNS[1]) == values["ingest_hour"]))  # fmt: skip
             kept = self._month_rows(spark, month).where(others)
             hour = frame.select("*", *[F.lit(v).alias(c) for c, v in values.items()])
-            self._publish(spark, {month: kept.unionByName(hour)}, versions)
+            versions = self._publish(spark, {month: kept.unionByName(hour)}, versions)
         else:
             recent = frame.repartition(1).sortWithinPartitions(self.sort_by)
             self.recent.write(spark, recent, key)
-        self.compact(spark, key)
+        self.compact(spark, key, versions)
 
-    def compact(self, spark: SparkSession, key: str) -> list[str]:
+    def compact(
+        self, spark: SparkSession, key: str, versions: dict[str, str] | None = None
+    ) -> list[str]:
         """Compact every month of hours closed GRACE_DAYS before hour `key`; the months done.
-        Also drops what an interrupted change left that the view does not show."""
-        versions, hours = self.versions(spark), show_partitions(spark, self.recent.name)
+        Also drops what an interrupted change left that the view does not show. `versions`:
+        the months the view shows, when the caller has just read them."""
+        versions = self.versions(spark) if versions is None else versions
+        hours = show_partitions(spark, self.recent.name)
         closed = closed_before(key)
         due = sorted({p["ingest_date"][:7] for p in hours} - set(versions))
         due = [month for month in due if month < closed]
@@ -174,8 +180,9 @@ class CompactedTable:
 
     def _ensure(self, spark: SparkSession, frame: DataFrame) -> None:
         """The two tables and the view, on the first write."""
-        if spark.catalog.tableExists(self.name):
-            if spark.catalog.getTable(self.name).tableType != "VIEW":
+        kind = table_type(spark, self.name)
+        if kind is not None:
+            if kind != "VIEW":
                 raise RuntimeError(
                     f"{self.name} is a table of the layout before compacted facts. Drop it "
                     f"(DROP TABLE {self.name}) and its folder {self.location}, then re-run the "

@@ -31,6 +31,7 @@ from retail_assets.storage.tables import (
     add_partitions,
     ensure_table,
     publish_partition,
+    table_exists,
 )
 
 
@@ -50,8 +51,8 @@ class SeenIndex:
     def before(self, spark: SparkSession, key: str, *, through: bool = False) -> DataFrame | None:
         """The values that arrived before hour `key` (through=True: and in it), one column;
         None if there is no source yet."""
-        if not spark.catalog.tableExists(self.name):
-            if not spark.catalog.tableExists(self.source.name):
+        if not table_exists(spark, self.name):
+            if not table_exists(spark, self.source.name):
                 return None
             self.rebuild(spark, key)  # a home from before the index: built once from the source
         slot = hour_slot(key)

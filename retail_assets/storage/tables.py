@@ -29,6 +29,43 @@ from retail_assets.storage.lake import Lake
 
 HOUR_COLUMNS = ("ingest_date", "ingest_hour")
 
+# The tables a session has seen to exist (with their type, once asked), by session id: each
+# question to the metastore is a round trip of ~0.1 s, and an hour's writes and reads would ask
+# it dozens of times. The pipeline never drops a table; `drop_table` (tests, benchmarks)
+# forgets the one it drops. (Keyed by id, not by the session object: nothing here may keep a
+# session alive. Asked with tableExists first: getTable on a missing table logs an error.)
+_SEEN: dict[str | int, dict[str, str | None]] = {}
+
+
+def _seen(spark: SparkSession) -> dict[str, str | None]:
+    return _SEEN.setdefault(getattr(spark, "session_id", None) or id(spark), {})
+
+
+def table_exists(spark: SparkSession, name: str) -> bool:
+    seen = _seen(spark)
+    if name not in seen:
+        if not spark.catalog.tableExists(name):
+            return False  # asked again next time
+        seen[name] = None
+    return True
+
+
+def table_type(spark: SparkSession, name: str) -> str | None:
+    """The table's type (MANAGED, EXTERNAL or VIEW); None when it does not exist."""
+    if not table_exists(spark, name):
+        return None
+    seen = _seen(spark)
+    if seen[name] is None:
+        seen[name] = spark.catalog.getTable(name).tableType
+    return seen[name]
+
+
+def drop_table(spark: SparkSession, name: str) -> None:
+    """Drop a table or view (if it exists), and forget it."""
+    kind = "VIEW" if table_type(spark, name) == "VIEW" else "TABLE"
+    spark.sql(f"DROP {kind} IF EXISTS {name}")
+    _seen(spark).pop(name, None)
+
 
 @dataclass(frozen=True)
 class HourlyTable:
@@ -50,7 +87,7 @@ class HourlyTable:
 
     def has_hour(self, spark: SparkSession, key: str) -> bool:
         """Whether hour `key` was written (an empty hour counts: its partition exists)."""
-        if not spark.catalog.tableExists(self.name):
+        if not table_exists(spark, self.name):
             return False
         shown = spark.sql(f"SHOW PARTITIONS {self.name} PARTITION ({partition_spec(key)})")
         return bool(shown.take(1))
@@ -58,7 +95,7 @@ class HourlyTable:
     def newest_hour_of_day(self, spark: SparkSession, key: str) -> str | None:
         """The newest written hour (as HH) of hour `key`'s day, up to and including `key`'s
         hour; None if there is none. Lists one day's partitions only."""
-        if not spark.catalog.tableExists(self.name):
+        if not table_exists(spark, self.name):
             return None
         values = hour_values(key)
         shown = spark.sql(
@@ -69,7 +106,7 @@ class HourlyTable:
 
     def drop_day(self, spark: SparkSession, day: str) -> None:
         """Unregister and delete every hour of day `day` (YYYY-MM-DD)."""
-        if not spark.catalog.tableExists(self.name):
+        if not table_exists(spark, self.name):
             return
         spark.sql(f"ALTER TABLE {self.name} DROP IF EXISTS PARTITION (ingest_date='{day}')")
         lake, folder = Lake(self.location), f"ingest_date={day}"
@@ -78,7 +115,7 @@ class HourlyTable:
 
     def hours(self, spark: SparkSession, key: str, *, through: bool) -> DataFrame | None:
         """Partitions before hour `key` (through=True: up to and including it); None if no table."""
-        if not spark.catalog.tableExists(self.name):
+        if not table_exists(spark, self.name):
             return None
         return spark.table(self.name).where(hours_before(key, through=through))
 
@@ -126,7 +163,7 @@ def ensure_table(
 ) -> None:
     """A parquet table at `location` with `frame`'s columns, partitioned by string columns.
     An existing table costs one metastore call (every hourly write asks)."""
-    if spark.catalog.tableExists(name):
+    if table_exists(spark, name):
         return
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {name.split('.')[0]}")
     data = [f for f in frame.schema.fields if f.name not in partitions]
