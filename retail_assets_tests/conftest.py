@@ -6,6 +6,7 @@ resources) are read from it at import time, as in production.
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -42,6 +43,13 @@ from retail_assets.servers.spark_connect import LocalSparkServer  # noqa: E402
 from retail_assets.settings import Settings, prepare_dagster_home  # noqa: E402
 
 prepare_dagster_home(Settings.from_env())
+
+
+def pytest_collection_modifyitems(items):
+    """A test that reads the shared replay is end to end: `-m "not e2e"` never starts it."""
+    for item in items:
+        if "demo" in item.fixturenames:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,30 +89,57 @@ def kafka(settings):
 
 
 @pytest.fixture(scope="session")
-def warehouse_source(tmp_path_factory):
-    from retail_assets.dev.generator import generate
-    from retail_assets_tests.helpers import WAREHOUSE_GROUPS
+def demo(spark, settings) -> str:
+    """The session's one shared replay: `retail demo` on the session's home and default
+    databases, four groups an hour apart from 22:00 (two ingest days; group3 re-delivers
+    group2), every check printed. Many modules read it (test_cli, test_catalog, test_warehouse,
+    test_outputs, test_cluster); its stdout."""
+    from retail_assets_tests.helpers import DEMO_ARGS, retail
 
-    return generate(
-        tmp_path_factory.mktemp("wh_source"), groups=WAREHOUSE_GROUPS, rows=150, seed=21
-    )
+    result = retail("demo", *DEMO_ARGS)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
 
 
 @pytest.fixture(scope="session")
-def warehouse(spark, settings, warehouse_source, tmp_path_factory):
-    """The shared replay: each source group landed an hour apart and run hour by hour as
-    Dagster runs it (every check asserted); (storage, partition keys)."""
+def warehouse_source(demo, settings) -> list[Path]:
+    """The shared replay's source groups, in arrival order."""
+    from retail_assets.storage.landing import scan_landing
+
+    return [group.path for group in scan_landing(settings.home / "demo_source")]
+
+
+@pytest.fixture(scope="session")
+def warehouse(demo, settings):
+    """The shared replay's storage (the session's default layout) and its partition keys."""
     from datetime import timedelta
 
-    from retail_assets.dev.replay import land
     from retail_assets.storage.hours import key_of
-    from retail_assets_tests.helpers import WAREHOUSE_START, make_storage, run
+    from retail_assets.storage.resource import storage_resource
+    from retail_assets_tests.helpers import WAREHOUSE_GROUPS, WAREHOUSE_START
 
-    storage = make_storage(tmp_path_factory.mktemp("wh"), "wh")
-    keys = []
-    for index, group in enumerate(warehouse_source):
-        arrival = WAREHOUSE_START + timedelta(hours=index)
-        land(group, storage.landing_dir_path, arrival)
-        keys.append(key_of(arrival))
-    run(settings, storage, keys)
-    return storage, keys
+    keys = [key_of(WAREHOUSE_START + timedelta(hours=i)) for i in range(WAREHOUSE_GROUPS)]
+    return storage_resource(settings), keys
+
+
+@pytest.fixture(scope="session")
+def debian_packages(request) -> None:
+    """Every Debian package the session's selected tests need, installed at once when one of
+    them first asks (one apt-get update and one install per run, never a skip)."""
+    from retail_assets_tests.helpers import install_debian_packages
+
+    wanted = {
+        package
+        for item in request.session.items
+        for marker in item.iter_markers("debian")
+        for package in marker.args
+    }
+    missing = sorted(package for package in wanted if not installed(package))
+    if missing:
+        install_debian_packages(missing, "the selected tests need " + ", ".join(missing))
+
+
+def installed(package: str) -> bool:
+    done = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True,
+                          text=True)  # fmt: skip
+    return done.stdout.endswith("install ok installed")

@@ -22,10 +22,12 @@ from retail_assets.storage.resource import StorageResource
 
 REPLAY_START = "2025-09-01-22:00"  # where a scenario's `retail replay` starts by default
 
-# The shared warehouse replay: 4 groups from 22:00, so it crosses midnight; group3 re-delivers
-# group2 (see conftest's `warehouse` fixture).
+# The session's shared replay (conftest's `demo`): 4 groups from 22:00, so it crosses
+# midnight; group3 re-delivers group2.
 WAREHOUSE_START = datetime(2025, 1, 31, 22, tzinfo=UTC)
 WAREHOUSE_GROUPS = 4
+DEMO_ARGS = ("--groups", str(WAREHOUSE_GROUPS), "--rows", "150", "--seed", "21",
+             "--start", f"{WAREHOUSE_START:%Y-%m-%d-%H}:00")  # fmt: skip
 
 HEADERS = {
     "branches": "branch_id,location,establish_date,class",
@@ -197,6 +199,25 @@ def environment(root: Path, name: str) -> dict[str, str]:
     }
 
 
+def demo_environment(settings) -> dict[str, str]:
+    """`environment` of the shared replay: the session home's default folders and databases."""
+    return {
+        **os.environ,
+        "RETAIL_LANDING_DIR": str(settings.landing_dir),
+        "RETAIL_LAKE_ROOT": str(settings.lake_root),
+        "RETAIL_EXPORTS_DIR": str(settings.exports_dir),
+        "RETAIL_LAKE_DB": StorageResource.model_fields[LAKE_DB].default,
+        "RETAIL_DWH_DB": StorageResource.model_fields[DWH_DB].default,
+    }
+
+
+def retail(*args: str, env: dict | None = None, timeout: float = 900):
+    """The `retail` command as a user runs it, in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "retail_assets.cli", *args],
+                          env=env or dict(os.environ), capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
 def replay(
     env: dict, source: Path, failpoint: str | None = None, start: str = REPLAY_START
 ) -> subprocess.Popen:
@@ -240,9 +261,15 @@ def exports(env: dict) -> dict[str, bytes]:
 
 
 def install_debian_packages(packages: list[str], why: str) -> None:
-    """Debian packages a test needs, installed here when missing (CI never skips such a test)."""
+    """Debian packages tests need, installed here when missing (CI never skips such a test).
+    PostgreSQL is installed without Debian's system cluster: the cluster profile runs its own,
+    and the tests leave no process they did not start by PID."""
     if os.geteuid() != 0:
         pytest.fail(f"{why}: sudo apt-get install -y {' '.join(packages)}")
+    if "postgresql" in packages:
+        settings = Path("/etc/postgresql-common/createcluster.d")
+        settings.mkdir(parents=True, exist_ok=True)
+        (settings / "retail-no-main-cluster.conf").write_text("create_main_cluster = false\n")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)

@@ -3,10 +3,7 @@
 import argparse
 import csv
 import json
-import os
 import socket
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,23 +13,14 @@ import pytest
 from retail_assets.servers import spark_connect
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import ServiceError, free_port
-from retail_assets_tests.helpers import write_group
+from retail_assets_tests.helpers import WAREHOUSE_GROUPS as GROUPS
+from retail_assets_tests.helpers import WAREHOUSE_START, retail, write_group
 
-DEMO_START = "2025-06-01-22:00"  # fixed hours, so the assertions can name them
+DEMO_START = f"{WAREHOUSE_START:%Y-%m-%d-%H}:00"  # the shared replay's hours (conftest's `demo`)
 SILVER_BY_HOUR = (
     "SELECT ingest_date, ingest_hour, count(*) AS n FROM retail_lake.silver_transactions "
-    "WHERE ingest_date >= '2025-06-01' GROUP BY 1, 2 ORDER BY 1, 2"
+    "WHERE ingest_date IN ('2025-01-31', '2025-02-01') GROUP BY 1, 2 ORDER BY 1, 2"
 )
-
-
-def retail(*args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "retail_assets.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ),
-    )
 
 
 def sql_json(query):
@@ -41,32 +29,27 @@ def sql_json(query):
     return json.loads(result.stdout)
 
 
-@pytest.fixture(scope="module")
-def demo(spark):
-    """`retail demo` on the session's RETAIL_HOME and Spark server (small groups)."""
-    result = retail("demo", "--rows", "300", "--start", DEMO_START)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
-
-
-def test_demo_replays_six_hours_with_passing_checks(demo):
-    assert "[6/6] 2025-06-02-03:00  group6" in demo
-    assert demo.count("check silver_transactions.raw_rows_reconcile: passed") == 6
-    assert demo.count("check fact_branch_sales.raw_rows_reconcile: passed") == 6
-    assert demo.count("check insight_top_products.totals_agree_with_the_facts: passed") == 6
-    assert demo.count("check b2b_daily_csv.units_equal_offline_units_loaded_that_day: passed") == 6
+def test_demo_replays_its_hours_with_passing_checks(demo):
+    assert f"[{GROUPS}/{GROUPS}] 2025-02-01-01:00  group4" in demo
+    assert demo.count("check silver_transactions.raw_rows_reconcile: passed") == GROUPS
+    assert demo.count("check fact_branch_sales.raw_rows_reconcile: passed") == GROUPS
+    assert demo.count("check insight_top_products.totals_agree_with_the_facts: passed") == GROUPS
+    assert (
+        demo.count("check b2b_daily_csv.units_equal_offline_units_loaded_that_day: passed")
+        == GROUPS
+    )
     assert "FAILED" not in demo
 
 
 def test_demo_exports_one_b2b_file_per_ingest_day(demo, settings):
     files = sorted((Path(settings.exports_dir) / "b2b").iterdir())
     assert [f.name for f in files] == [
-        "sales_agent_product_units_2025-06-01.csv",
-        "sales_agent_product_units_2025-06-02.csv",
+        "sales_agent_product_units_2025-01-31.csv",
+        "sales_agent_product_units_2025-02-01.csv",
     ]
     units = sql_json(
         "SELECT ingest_date, sum(units) AS units FROM retail_dwh.fact_branch_sales "
-        "WHERE ingest_date >= '2025-06-01' GROUP BY 1 ORDER BY 1"
+        "WHERE ingest_date IN ('2025-01-31', '2025-02-01') GROUP BY 1 ORDER BY 1"
     )
     for file, day in zip(files, units, strict=True):
         rows = list(csv.DictReader(file.open(newline="")))
@@ -77,11 +60,11 @@ def test_demo_exports_one_b2b_file_per_ingest_day(demo, settings):
 def test_sql_reads_the_warehouse_and_the_redelivery_added_nothing(demo):
     rows = sql_json(
         "SELECT ingest_hour, count(*) AS n FROM retail_dwh.fact_branch_sales "
-        "WHERE ingest_date = '2025-06-02' GROUP BY 1 ORDER BY 1"
+        "WHERE ingest_date = '2025-02-01' GROUP BY 1 ORDER BY 1"
     )
     hours = {r["ingest_hour"]: r["n"] for r in rows}
-    assert "02" not in hours  # group5 re-delivered group4: zero fact rows
-    assert all(hours[h] > 100 for h in ("00", "01", "03"))
+    assert "00" not in hours  # group3 re-delivered group2: zero fact rows
+    assert hours["01"] > 30
     tables = {r["tableName"] for r in sql_json("SHOW TABLES IN retail_dwh")}
     assert {"dim_customer", "dim_date", "fact_branch_sales", "fact_online_sales"} <= tables
 
@@ -89,28 +72,26 @@ def test_sql_reads_the_warehouse_and_the_redelivery_added_nothing(demo):
 def test_sql_json_reads_the_silver_table(demo):
     rows = sql_json(SILVER_BY_HOUR)
     assert [(r["ingest_date"], r["ingest_hour"]) for r in rows] == [
-        ("2025-06-01", "22"),
-        ("2025-06-01", "23"),
-        ("2025-06-02", "00"),
-        ("2025-06-02", "01"),
-        ("2025-06-02", "02"),
-        ("2025-06-02", "03"),
+        ("2025-01-31", "22"),
+        ("2025-01-31", "23"),
+        ("2025-02-01", "00"),
+        ("2025-02-01", "01"),
     ]
-    assert all(r["n"] > 250 for r in rows)
-    # group5 is the source re-delivering group4: silver keeps both deliveries.
-    assert rows[3]["n"] == rows[4]["n"]
+    assert all(r["n"] > 120 for r in rows)
+    # group3 is the source re-delivering group2: silver keeps both deliveries.
+    assert rows[1]["n"] == rows[2]["n"]
 
 
 def test_replaying_an_hour_again_leaves_identical_silver(demo, settings):
     query = (
         "SELECT * FROM retail_lake.silver_transactions "
-        "WHERE ingest_date = '2025-06-01' AND ingest_hour = '23' ORDER BY transaction_id"
+        "WHERE ingest_date = '2025-01-31' AND ingest_hour = '23' ORDER BY transaction_id"
     )
     before = sql_json(query)
     source = settings.home / "demo_source"
     result = retail("replay", str(source), "--start", DEMO_START, "--groups", "group2", "--rerun")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "2025-06-01-23:00  group2" in result.stdout
+    assert "2025-01-31-23:00  group2" in result.stdout
     assert sql_json(query) == before
 
 

@@ -38,6 +38,8 @@ from retail_assets_tests.helpers import (
     replay,
 )
 
+pytestmark = pytest.mark.e2e
+
 HOUR = REPLAY_START
 
 # In pipeline order: each run of the chain gets past the points before its own.
@@ -59,16 +61,21 @@ def source(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def uninterrupted(spark, source, tmp_path_factory):
+    """What every scenario must equal: the hour as two `retail replay` of it, launched together
+    and never interrupted, leave it (tables, B2B files, environment). The writer lock runs them
+    one after the other (the test below), so the second is a re-run of a finished hour; were
+    they not serialized, the scenarios' runs would not equal these tables."""
     env = environment(tmp_path_factory.mktemp("uninterrupted"), "f_base")
-    code, output = finish(replay(env, source))
-    assert code == 0, output[-3000:]
-    return contents(spark, env), exports(env)
+    first, second = replay(env, source), replay(env, source)
+    for code, output in [finish(first), finish(second)]:  # both ended before any assert
+        assert code == 0, output[-3000:]
+    return contents(spark, env), exports(env), env
 
 
 def test_killed_at_every_write_then_rerun_equals_an_uninterrupted_run(
     spark, source, uninterrupted, tmp_path
 ):
-    tables, files = uninterrupted
+    tables, files, _ = uninterrupted
     assert len(tables) > 15 and len(files) == 1  # the scenario really builds the warehouse
     env = environment(tmp_path, "f_kill")
     for point in KILL_POINTS:
@@ -135,11 +142,8 @@ def test_a_group_a_killed_replay_landed_keeps_its_hour_when_the_start_moves(sour
     assert [group["group"] for group in json.loads(manifest.read_text())["groups"]] == ["group1"]
 
 
-def test_two_runs_of_the_same_hour_at_once_are_serialized(spark, source, uninterrupted, tmp_path):
-    env = environment(tmp_path, "f_race")
-    first, second = replay(env, source), replay(env, source)
-    for code, output in [finish(first), finish(second)]:  # both ended before any assert
-        assert code == 0, output[-3000:]
+def test_two_runs_of_the_same_hour_at_once_are_serialized(uninterrupted):
+    env = uninterrupted[2]
     instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
     spans = []  # from a run's first step to its last: the lock is taken before the first
     for run in instance.get_runs():
@@ -156,7 +160,6 @@ def test_two_runs_of_the_same_hour_at_once_are_serialized(spark, source, uninter
         if "waiting for the writer lock" in (r.user_message or "")
     ]
     assert waited, "neither run waited for the other"
-    assert contents(spark, env) == uninterrupted[0]
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 600) -> None:
@@ -167,22 +170,34 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 600) -> Non
         time.sleep(0.2)
 
 
-def test_the_spark_server_killed_during_the_facts_write_is_started_again_by_the_retry(
-    source, uninterrupted, tmp_path
-):
-    """The scenario's own Spark server (a second JVM for this test only, so the session's
-    server stays up), SIGKILLed while the run is paused after writing the facts: the step
-    fails naming the server and the recovery command, its retry policy runs it again on a
-    server the resource started again (on the same Derby metastore), and the run ends with
-    the tables of an uninterrupted run."""
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory):
+    """A Spark server of the server-kill scenarios' own (a second JVM, so the session's stays
+    up) on a home and Derby metastore of its own: the environment of its `retail` processes,
+    and the server, stopped by its PID at the end."""
+    root = tmp_path_factory.mktemp("own_server")
     env = {
-        **environment(tmp_path, "f_spark"),
-        "RETAIL_HOME": str(tmp_path / "home"),
+        **environment(root, "f_spark"),
+        "RETAIL_HOME": str(root / "home"),
         "RETAIL_SPARK_PORT": str(free_port()),
         "RETAIL_SPARK_DRIVER_MEMORY": "1g",
-        PAUSE_ENV: str(tmp_path / "paused"),
     }
     server = LocalSparkServer.of(Settings.from_env(env))
+    try:
+        yield env, server
+    finally:
+        server.down()
+
+
+def test_the_spark_server_killed_during_the_facts_write_is_started_again_by_the_retry(
+    source, uninterrupted, own_server, tmp_path
+):
+    """The scenarios' own Spark server, SIGKILLed while the run is paused after writing the
+    facts: the step fails naming the server and the recovery command, its retry policy runs it
+    again on a server the resource started again (on the same Derby metastore), and the run
+    ends with the tables of an uninterrupted run."""
+    env, server = own_server
+    env = {**env, PAUSE_ENV: str(tmp_path / "paused")}
     process = replay(env, source, failpoint="publish:*_dwh.fact_branch_sales_hours")
     try:
         wait_for(tmp_path / "paused", process)
@@ -206,22 +221,18 @@ def test_the_spark_server_killed_during_the_facts_write_is_started_again_by_the_
         assert exports(env) == uninterrupted[1]
     finally:
         finish(process)
-        server.down()
 
 
-def test_the_metastore_of_a_server_killed_mid_write_opens_whole_on_the_next_start(tmp_path):
-    """Derby under a SIGKILLed server: metastore changes were in flight (partitions being
-    added back to back); the next start opens it (the killed JVM's lock files are stale, not
-    held), every change it acknowledged is there, at most the one in flight besides, and the
-    metastore takes writes again."""
-    env = {
-        **os.environ,
-        "RETAIL_HOME": str(tmp_path / "home"),
-        "RETAIL_SPARK_PORT": str(free_port()),
-        "RETAIL_SPARK_DRIVER_MEMORY": "1g",
-    }
+def test_the_metastore_of_a_server_killed_mid_write_opens_whole_on_the_next_start(
+    own_server, tmp_path
+):
+    """Derby under a SIGKILLed server (the scenarios' own, as the retry above left it
+    running): metastore changes were in flight (partitions being added back to back); the
+    next start opens it (the killed JVM's lock files are stale, not held), every change it
+    acknowledged is there, at most the one in flight besides, and the metastore takes writes
+    again."""
+    env, server = own_server
     settings = Settings.from_env(env)
-    server = LocalSparkServer.of(settings)
     table, location = "derby_kill.t", tmp_path / "t"
     stop = threading.Event()
     try:
@@ -266,4 +277,3 @@ def test_the_metastore_of_a_server_killed_mid_write_opens_whole_on_the_next_star
         session.stop()
     finally:
         stop.set()
-        server.down()

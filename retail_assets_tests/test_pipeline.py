@@ -17,7 +17,6 @@ from retail_assets.dev.generator import generate
 from retail_assets.dev.replay import land
 from retail_assets.resources import spark_resource
 from retail_assets.storage.hours import hour_path, key_of
-from retail_assets.storage.resource import StorageResource
 from retail_assets_tests.helpers import (
     HEADERS,
     make_storage,
@@ -43,10 +42,7 @@ def good_rows_file(*tids) -> bytes:
 
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory):
-    base = tmp_path_factory.mktemp("pipeline")
-    return StorageResource(
-        landing_dir=str(base / "landing"), lake_root=str(base / "lake"), exports_dir=str(base / "x")
-    )
+    return make_storage(tmp_path_factory.mktemp("pipeline"), "pipeline")
 
 
 def run_hours(spark, settings, storage, keys):
@@ -172,11 +168,10 @@ def test_rerunning_an_hour_leaves_identical_silver(spark, settings, storage, gen
     assert len(storage.raw_manifest(keys[1])["groups"]) == 1
 
 
-def test_silver_table_is_in_the_metastore(spark, generated):
+def test_silver_table_is_in_the_metastore(spark, storage, generated):
     _, keys = generated
-    partitions = {
-        r[0] for r in spark.sql("SHOW PARTITIONS retail_lake.silver_transactions").collect()
-    }
+    table = storage.lake_table("silver", "transactions").name
+    partitions = {r[0] for r in spark.sql(f"SHOW PARTITIONS {table}").collect()}
     assert {f"{hour_path(k)}" for k in keys} <= partitions
 
 

@@ -139,3 +139,17 @@ def test_the_writer_lock_names_its_holder_and_gives_up_after_its_timeout(tmp_pat
     ]
     with writer_lock(tmp_path, "run 5678", timeout=0.3):  # released by its holder
         pass
+
+
+def test_the_embedded_servers_sessions_share_no_release_pool(spark):
+    """pyspark's reattachable execution hands releases to one thread pool shared by every
+    session, and any session's close shuts it down. A session finalized by the garbage
+    collector while another submitted to that pool deadlocked the test process (seen: the
+    storage modules run alone hung in test_stream_tables). The embedded server's sessions,
+    the resource's and the tests', do not use it; a remote server's keep reattaching."""
+    from pyspark.sql.connect.client.reattach import ExecutePlanResponseReattachableIterator
+
+    pool = ExecutePlanResponseReattachableIterator
+    pool.shutdown()  # whatever other sessions made before
+    spark.range(3).collect()  # the session `connect` made, as the Spark resource's
+    assert pool._release_thread_pool_instance is None

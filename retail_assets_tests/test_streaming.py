@@ -37,6 +37,8 @@ from retail_assets.streaming.kafka_source import topic_offsets
 from retail_assets.transforms.events import parse_events
 from retail_assets_tests.helpers import declared_columns, make_storage, written_columns
 
+pytestmark = pytest.mark.e2e
+
 START = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
 SPACING = timedelta(seconds=2)
 

@@ -5,7 +5,8 @@ Expected counts, versions and keys are computed here from the source files (csv 
 group order, independently of the transforms; the hourly job runs as Dagster runs it.
 """
 
-from datetime import datetime, timedelta
+import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ TABLES = [
 ]  # fmt: skip
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def source(warehouse_source):
     return warehouse_source
 
@@ -237,35 +238,9 @@ def test_each_hours_dimension_state_gives_the_versions_of_every_change_through_i
 # ---------------------------------------------------------------- idempotence and layout
 
 
-def test_rerunning_any_hour_leaves_every_table_and_csv_identical(spark, settings, warehouse):
-    storage, keys = warehouse
-    before = {name: contents(spark, storage, name) for name in TABLES}
-    exports = Path(storage.exports.path("b2b"))
-    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in exports.iterdir()}
-    assert len(files) == 2  # the replay crossed midnight
-    run(settings, storage, [keys[2], keys[1]])  # one hour of each day, later one first
-    assert {name: contents(spark, storage, name) for name in TABLES} == before
-    assert sorted(p.name for p in exports.iterdir()) == sorted(files)  # no temporary file left
-    for name, (body, mtime) in files.items():
-        assert (exports / name).stat().st_mtime_ns != mtime, f"{name} was not rewritten"
-        assert (exports / name).read_bytes() == body, name
-
-
-def test_one_run_backfill_equals_hour_by_hour(spark, settings, warehouse, source, tmp_path):
-    storage, keys = warehouse
-    other = make_storage(tmp_path, "backfill")
-    for index, group in enumerate(source):
-        land(group, other.landing_dir_path, START + timedelta(hours=index))
-    run(settings, other, keys, one_run=True)
-    for name in TABLES:
-        assert contents(spark, other, name, drop=["source_file"]) == contents(
-            spark, storage, name, drop=["source_file"]
-        ), name
-
-
 def test_facts_of_recent_hours_are_one_file_per_hour(spark, warehouse):
-    """Months are compacted by transaction month only once closed (test_compacted); until then
-    an hour is one partition and one file."""
+    """Months are compacted by transaction month only once closed (test_compacted, and the
+    scenario below); until then an hour is one partition and one file."""
     storage, keys = warehouse
     facts = storage.fact_table("fact_branch_sales")
     hours = spark.sql(f"SHOW PARTITIONS {facts.recent.name}").collect()
@@ -277,19 +252,19 @@ def test_facts_of_recent_hours_are_one_file_per_hour(spark, warehouse):
 def test_compacting_a_closed_month_keeps_every_table_and_reruns_idempotent(
     spark, settings, source, tmp_path
 ):
-    """Hours of January, then one three days into February: January's facts and seen-ids are
-    compacted. The February hour re-delivers a January group, so first arrival must hold
-    across the compacted index; re-running a compacted and a recent hour changes nothing."""
+    """January's first group, then an hour three days into February: January's facts and
+    seen-ids are compacted. That hour re-delivers the January group, so first arrival must
+    hold across the compacted index. Then both hours run again, the later one first (a recent
+    hour, then a compacted one, two ingest days): every table and B2B file stays the same, each
+    file rewritten. (A single-run backfill equal to hour by hour: test_cluster.py.)"""
     storage = make_storage(tmp_path, "compacted")
-    january = [START, START + timedelta(hours=1), START + timedelta(hours=2)]  # 22, 23, 00
-    later = datetime(2025, 2, 4, 2, tzinfo=START.tzinfo)
-    order = [source[0], source[2], source[1]]  # group3 (re-delivering group2) comes last
-    for group, arrival in zip([*order, source[3]], [*january, later], strict=True):
-        land(group, storage.landing_dir_path, arrival)
-    keys = [key_of(arrival) for arrival in [*january, later]]
-    run(settings, storage, keys[:3])
+    january, later = START, datetime(2025, 2, 4, 2, tzinfo=START.tzinfo)
+    land(source[0], storage.landing_dir_path, january)
+    run(settings, storage, [key_of(january)])
     before = {name: contents(spark, storage, name) for name in TABLES}
-    run(settings, storage, keys[3:])
+    again = shutil.copytree(source[0], tmp_path / "redelivered" / f"group{GROUPS + 1}")
+    land(again, storage.landing_dir_path, later)
+    run(settings, storage, [key_of(later)])
     facts = storage.fact_table("fact_branch_sales")
     assert list(facts.versions(spark)) == ["2025-01"]
     slots = storage.seen_transaction_ids().slots(spark)
@@ -297,13 +272,15 @@ def test_compacting_a_closed_month_keeps_every_table_and_reruns_idempotent(
     for name in ("fact_branch_sales", "fact_online_sales"):
         rows = table(spark, storage, name).where("ingest_date < '2025-02-04'")
         assert sorted(map(tuple, rows.collect()), key=repr) == before[name], name
-    ids = [r[0] for r in spark.sql("SELECT transaction_id FROM " + facts.name).collect()]
-    online = spark.table(storage.fact_table("fact_online_sales").name).select("transaction_id")
-    ids += [r[0] for r in online.collect()]
-    assert len(ids) == len(set(ids))  # the re-delivered group added nothing
+        assert not table(spark, storage, name).where("ingest_date = '2025-02-04'").count()
     once = {name: contents(spark, storage, name) for name in TABLES}
     exports = Path(storage.exports.path("b2b"))
-    files = {p.name: p.read_bytes() for p in exports.iterdir()}
-    run(settings, storage, [keys[1], keys[3]])  # a compacted hour, then a recent one
+    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in exports.iterdir()}
+    assert sorted(files) == ["sales_agent_product_units_2025-01-31.csv",
+                             "sales_agent_product_units_2025-02-04.csv"]  # fmt: skip
+    run(settings, storage, [key_of(later), key_of(january)])
     assert {name: contents(spark, storage, name) for name in TABLES} == once
-    assert {p.name: p.read_bytes() for p in exports.iterdir()} == files
+    assert sorted(p.name for p in exports.iterdir()) == sorted(files)  # no temporary file left
+    for name, (body, mtime) in files.items():
+        assert (exports / name).stat().st_mtime_ns != mtime, f"{name} was not rewritten"
+        assert (exports / name).read_bytes() == body, name
