@@ -211,11 +211,12 @@ def demo_environment(settings) -> dict[str, str]:
     }
 
 
-def retail(*args: str, env: dict | None = None, timeout: float = 900):
-    """The `retail` command as a user runs it, in a process of its own."""
-    return subprocess.run([sys.executable, "-m", "retail_assets.cli", *args],
-                          env=env or dict(os.environ), capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+def retail(*args: str, env: dict | None = None, timeout: float = 900,
+           program: str = "retail_assets.cli"):  # fmt: skip
+    """The `retail` command (or another `python -m` program, such as dagster) as a user runs
+    it, in a process of its own."""
+    return subprocess.run([sys.executable, "-m", program, *args], env=env or dict(os.environ),
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
 def replay(

@@ -43,6 +43,7 @@ from retail_assets_tests.helpers import (
     environment,
     exports,
 )
+from retail_assets_tests.helpers import retail as run_program
 
 pytestmark = [
     pytest.mark.e2e,
@@ -54,9 +55,9 @@ DEMO_START = f"{WAREHOUSE_START:%Y-%m-%d-%H}:00"
 EVENTS = 500
 
 
-def retail(env: dict, *args: str, timeout: float = 900, program: str = "retail_assets.cli") -> str:
-    done = subprocess.run([sys.executable, "-m", program, *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+def retail(env: dict, *args: str, program: str = "retail_assets.cli") -> str:
+    """helpers.retail in the cluster's environment; its stdout, once it succeeded."""
+    done = run_program(*args, env=env, program=program)
     assert done.returncode == 0, (
         f"{program} {' '.join(args)}:\n{(done.stdout + done.stderr)[-3000:]}"
     )

@@ -15,6 +15,7 @@ the files a killed run's re-run replaced (FAILED_READ_FILE … REFRESH TABLE).
 from __future__ import annotations
 
 import uuid
+import weakref
 from dataclasses import dataclass
 from functools import reduce
 
@@ -29,16 +30,16 @@ from retail_assets.storage.lake import Lake
 
 HOUR_COLUMNS = ("ingest_date", "ingest_hour")
 
-# The tables a session has seen to exist (with their type, once asked), by session id: each
-# question to the metastore is a round trip of ~0.1 s, and an hour's writes and reads would ask
-# it dozens of times. The pipeline never drops a table; `drop_table` (tests, benchmarks)
-# forgets the one it drops. (Keyed by id, not by the session object: nothing here may keep a
-# session alive. Asked with tableExists first: getTable on a missing table logs an error.)
-_SEEN: dict[str | int, dict[str, str | None]] = {}
+# The tables a session has seen to exist (with their type, once asked): each question to the
+# metastore is a round trip of ~0.1 s, and an hour's writes and reads would ask it dozens of
+# times. The pipeline never drops a table; `drop_table` (tests, benchmarks) forgets the one it
+# drops. Weakly keyed: a session's entry goes with the session, and nothing here keeps one
+# alive. (Asked with tableExists first: getTable on a missing table logs an error.)
+_SEEN: weakref.WeakKeyDictionary[SparkSession, dict[str, str | None]] = weakref.WeakKeyDictionary()
 
 
 def _seen(spark: SparkSession) -> dict[str, str | None]:
-    return _SEEN.setdefault(getattr(spark, "session_id", None) or id(spark), {})
+    return _SEEN.setdefault(spark, {})
 
 
 def table_exists(spark: SparkSession, name: str) -> bool:
@@ -162,7 +163,7 @@ def ensure_table(
     spark: SparkSession, name: str, location: str, frame: DataFrame, partitions: list[str]
 ) -> None:
     """A parquet table at `location` with `frame`'s columns, partitioned by string columns.
-    An existing table costs one metastore call (every hourly write asks)."""
+    An existing table costs no metastore call once the session has seen it."""
     if table_exists(spark, name):
         return
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {name.split('.')[0]}")
