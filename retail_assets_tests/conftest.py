@@ -91,8 +91,8 @@ def kafka(settings):
 @pytest.fixture(scope="session")
 def demo(spark, settings) -> str:
     """The session's one shared replay: `retail demo` on the session's home and default
-    databases, four groups an hour apart from 22:00 (two ingest days; group3 re-delivers
-    group2), every check printed. Many modules read it (test_cli, test_catalog, test_warehouse,
+    databases, three groups an hour apart from 22:00 (two ingest days; group2 re-delivers
+    group1), every check printed. Many modules read it (test_cli, test_catalog, test_warehouse,
     test_outputs, test_cluster); its stdout."""
     from retail_assets_tests.helpers import DEMO_ARGS, retail
 

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -22,10 +23,10 @@ from retail_assets.storage.resource import StorageResource
 
 REPLAY_START = "2025-09-01-22:00"  # where a scenario's `retail replay` starts by default
 
-# The session's shared replay (conftest's `demo`): 4 groups from 22:00, so it crosses
-# midnight; group3 re-delivers group2.
+# The session's shared replay (conftest's `demo`): 3 groups from 22:00, so it crosses
+# midnight; group2 re-delivers group1.
 WAREHOUSE_START = datetime(2025, 1, 31, 22, tzinfo=UTC)
-WAREHOUSE_GROUPS = 4
+WAREHOUSE_GROUPS = 3
 DEMO_ARGS = ("--groups", str(WAREHOUSE_GROUPS), "--rows", "150", "--seed", "21",
              "--start", f"{WAREHOUSE_START:%Y-%m-%d-%H}:00")  # fmt: skip
 
@@ -220,9 +221,12 @@ def retail(*args: str, env: dict | None = None, timeout: float = 900,
 
 
 def replay(
-    env: dict, source: Path, failpoint: str | None = None, start: str = REPLAY_START
+    env: dict, source: Path, failpoint: str | None = None, start: str = REPLAY_START, *more: str
 ) -> subprocess.Popen:
-    command = [sys.executable, "-m", "retail_assets.cli", "replay", str(source), "--start", start]
+    """`retail replay` of `source` (its options `more`) as its own process, RETAIL_FAILPOINT
+    armed when given."""
+    command = [sys.executable, "-m", "retail_assets.cli", "replay", str(source), "--start", start,
+               *more]  # fmt: skip
     env = {**env, FAILPOINT: failpoint} if failpoint else env
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)  # fmt: skip
@@ -236,6 +240,15 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
             process.kill()
             process.wait()
     return process.returncode, output
+
+
+def wait_for_pause(path: Path, process: subprocess.Popen, timeout: float = 600) -> None:
+    """Until `process` paused at its failpoint (RETAIL_FAILPOINT_PAUSE's file appeared)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"the run ended first:\n{process.communicate()[0][-3000:]}"
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout}s"
+        time.sleep(0.2)
 
 
 EMPTY = hashlib.sha256(b"").hexdigest()  # a table created, its hour not yet published

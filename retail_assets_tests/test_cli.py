@@ -30,7 +30,7 @@ def sql_json(query):
 
 
 def test_demo_replays_its_hours_with_passing_checks(demo):
-    assert f"[{GROUPS}/{GROUPS}] 2025-02-01-01:00  group4" in demo
+    assert f"[{GROUPS}/{GROUPS}] 2025-02-01-00:00  group3" in demo
     assert demo.count("check silver_transactions.raw_rows_reconcile: passed") == GROUPS
     assert demo.count("check fact_branch_sales.raw_rows_reconcile: passed") == GROUPS
     assert demo.count("check insight_top_products.totals_agree_with_the_facts: passed") == GROUPS
@@ -60,11 +60,11 @@ def test_demo_exports_one_b2b_file_per_ingest_day(demo, settings):
 def test_sql_reads_the_warehouse_and_the_redelivery_added_nothing(demo):
     rows = sql_json(
         "SELECT ingest_hour, count(*) AS n FROM retail_dwh.fact_branch_sales "
-        "WHERE ingest_date = '2025-02-01' GROUP BY 1 ORDER BY 1"
+        "WHERE ingest_date = '2025-01-31' GROUP BY 1 ORDER BY 1"
     )
     hours = {r["ingest_hour"]: r["n"] for r in rows}
-    assert "00" not in hours  # group3 re-delivered group2: zero fact rows
-    assert hours["01"] > 30
+    assert "23" not in hours  # group2 re-delivered group1: zero fact rows
+    assert hours["22"] > 30
     tables = {r["tableName"] for r in sql_json("SHOW TABLES IN retail_dwh")}
     assert {"dim_customer", "dim_date", "fact_branch_sales", "fact_online_sales"} <= tables
 
@@ -75,23 +75,22 @@ def test_sql_json_reads_the_silver_table(demo):
         ("2025-01-31", "22"),
         ("2025-01-31", "23"),
         ("2025-02-01", "00"),
-        ("2025-02-01", "01"),
     ]
     assert all(r["n"] > 120 for r in rows)
-    # group3 is the source re-delivering group2: silver keeps both deliveries.
-    assert rows[1]["n"] == rows[2]["n"]
+    # group2 is the source re-delivering group1: silver keeps both deliveries.
+    assert rows[0]["n"] == rows[1]["n"]
 
 
 def test_replaying_an_hour_again_leaves_identical_silver(demo, settings):
     query = (
         "SELECT * FROM retail_lake.silver_transactions "
-        "WHERE ingest_date = '2025-01-31' AND ingest_hour = '23' ORDER BY transaction_id"
+        "WHERE ingest_date = '2025-02-01' AND ingest_hour = '00' ORDER BY transaction_id"
     )
     before = sql_json(query)
     source = settings.home / "demo_source"
-    result = retail("replay", str(source), "--start", DEMO_START, "--groups", "group2", "--rerun")
+    result = retail("replay", str(source), "--start", DEMO_START, "--groups", "group3", "--rerun")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "2025-01-31-23:00  group2" in result.stdout
+    assert "2025-02-01-00:00  group3" in result.stdout
     assert sql_json(query) == before
 
 

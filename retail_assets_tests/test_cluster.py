@@ -1,9 +1,10 @@
 """The cluster profile (docs/profiles.md) end to end: a Spark standalone master with two
 workers, the Connect server submitted to it, the Hive metastore and Dagster's storage on
 PostgreSQL, all brought up by `retail stack up` and used by the same commands as the embedded
-profile. The session's shared replay (conftest's `demo`: four hours on the embedded profile)
-runs again on it, with a streaming pass, and the Spark Connect server and the broker killed
-after the first hour; the warehouse and the B2B files must equal the embedded profile's.
+profile. The session's shared replay (conftest's `demo`: three hours on the embedded profile)
+runs again on it, with streaming passes, the Spark Connect server killed in the middle of the
+first hour's run and the broker after it; the warehouse and the B2B files must equal the
+embedded profile's.
 
 PostgreSQL is installed when missing (as root, as in CI), never skipped.
 """
@@ -35,6 +36,7 @@ from retail_assets.servers.supervisor import (
     port_is_free,
 )
 from retail_assets.settings import PG_PASSWORD_VARIABLE, SECRETS_FILE, Settings
+from retail_assets.storage.failpoints import PAUSE_ENV
 from retail_assets.storage.hours import key_of
 from retail_assets_tests.helpers import (
     WAREHOUSE_START,
@@ -42,6 +44,9 @@ from retail_assets_tests.helpers import (
     demo_environment,
     environment,
     exports,
+    finish,
+    replay,
+    wait_for_pause,
 )
 from retail_assets_tests.helpers import retail as run_program
 
@@ -132,22 +137,41 @@ def app_events(env: dict) -> list[dict]:
 
 
 def test_the_shared_replay_and_a_stream_through_kills_equal_the_embedded_profile(
-    spark, settings, demo, warehouse_source, cluster
+    spark, settings, demo, warehouse_source, cluster, tmp_path
 ):
-    """The shared replay's groups on the cluster, at the same hours: the first group by
-    `retail replay`, a stream pass, then the Connect server and the broker SIGKILLed; the other
-    hours as one single-run backfill from the dagster CLI (the UI's "Materialize" of a range),
-    whose run starts the Connect server again (its Hive metastore is PostgreSQL's); a stream
-    pass on a new broker. Equal to the embedded replay, hour by hour, so this also proves a
-    single-run backfill equal to hourly runs."""
+    """The shared replay's groups on the cluster, at the same hours. The first group by
+    `retail replay`, its Connect server SIGKILLed while the run is paused after writing silver
+    (early, so that only the second server's executors warm up on the hour): the step fails
+    naming the server and the recovery command, and its retry policy runs it again on a server
+    the resource started again (submitted to the cluster, its Hive metastore PostgreSQL's). A
+    stream pass, then the broker SIGKILLed; the other hours as one single-run backfill from
+    the dagster CLI (the UI's "Materialize" of a range); a stream pass on a new broker. Equal
+    to the embedded replay, hour by hour, so this also proves a single-run backfill equal to
+    hourly runs."""
     first, *others = warehouse_source
-    retail(cluster, "replay", str(first.parent), "--start", DEMO_START, "--groups", first.name)
+    on = Settings.from_env(cluster)
+    server, paused = LocalSparkServer.of(on), tmp_path / "paused"
+    env = {**cluster, PAUSE_ENV: str(paused)}
+    silver = "publish:*_lake.silver_transactions"
+    process = replay(env, first.parent, silver, DEMO_START, "--groups", first.name)
+    try:
+        wait_for_pause(paused, process)
+        killed = server.server.pid()
+        kill(server)
+        paused.unlink()
+        code, output = finish(process)
+        assert code == 0, output[-3000:]
+    finally:
+        finish(process)
+    assert server.server.pid() not in (None, killed)  # the retry started a new server
+    (retried,) = query(on, "dagster", "SELECT event FROM event_logs "
+                                      "WHERE dagster_event_type = 'STEP_UP_FOR_RETRY'")  # fmt: skip
+    assert "retail spark up" in retried[0] and on.spark_remote in retried[0], retried[0]
+
     retail(cluster, "produce", "--count", str(EVENTS))
     retail(cluster, "stream")
     landed = app_events(cluster)
     assert len(landed) == EVENTS
-    on = Settings.from_env(cluster)
-    kill(LocalSparkServer.of(on))
     kill(LocalBroker.of(on))
     hours = [WAREHOUSE_START + timedelta(hours=n) for n in range(1, len(others) + 1)]
     for group, arrival in zip(others, hours, strict=True):
@@ -171,6 +195,19 @@ def test_the_shared_replay_and_a_stream_through_kills_equal_the_embedded_profile
     assert exports(cluster) == exports(embedded) != {}
 
 
+def query(settings: Settings, database: str, sql: str) -> list[tuple]:
+    """Rows of a query on the stack's PostgreSQL, as its own user."""
+    password = home_secrets(settings.home)[PG_PASSWORD_VARIABLE]
+    connection = psycopg2.connect(host="127.0.0.1", port=settings.pg_port, user="retail",
+                                  password=password, dbname=database)  # fmt: skip
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+    finally:
+        connection.close()
+
+
 def test_the_executors_ran_the_work_and_postgresql_holds_the_state(cluster):
     settings = Settings.from_env(cluster)
     status = json.loads(retail(cluster, "stack", "status"))
@@ -184,23 +221,14 @@ def test_the_executors_ran_the_work_and_postgresql_holds_the_state(cluster):
     logs = "".join(log.read_text(errors="replace") for log in settings.home.rglob("*.log"))
     assert password not in logs  # nor in any server's log
 
-    def query(database: str, sql: str) -> list[tuple]:
-        connection = psycopg2.connect(host="127.0.0.1", port=settings.pg_port, user="retail",
-                                      password=password, dbname=database)  # fmt: skip
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-                return cursor.fetchall()
-        finally:
-            connection.close()
-
     tables = query(
+        settings,
         "metastore",
         """SELECT t."TBL_NAME" FROM "TBLS" t JOIN "DBS" d
                                    ON t."DB_ID" = d."DB_ID" WHERE d."NAME" = 'c_cluster_dwh'""",
     )
     assert {"fact_branch_sales_hours", "app_events"} <= {name for (name,) in tables}
-    runs = query("dagster", "SELECT status, count(*) FROM runs GROUP BY status")
+    runs = query(settings, "dagster", "SELECT status, count(*) FROM runs GROUP BY status")
     assert dict(runs).get("SUCCESS", 0) >= 4 and "FAILURE" not in dict(runs)  # 2 batch, 2 passes
 
 

@@ -26,7 +26,6 @@ from retail_assets.resources import ClientRetries
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import free_port
 from retail_assets.settings import Settings
-from retail_assets.storage.failpoints import PAUSE_ENV
 from retail_assets_tests.helpers import (
     EMPTY,
     FAILPOINT,
@@ -35,7 +34,6 @@ from retail_assets_tests.helpers import (
     environment,
     exports,
     finish,
-    messages,
     replay,
 )
 
@@ -175,77 +173,29 @@ def test_two_runs_of_the_same_hour_at_once_are_serialized(uninterrupted):
     assert waited, "neither run waited for the other"
 
 
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, f"the run ended first:\n{process.communicate()[0][-3000:]}"
-        assert time.monotonic() < deadline, f"{path} did not appear in {timeout}s"
-        time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def own_server(tmp_path_factory):
-    """A Spark server of the server-kill scenarios' own (a second JVM, so the session's stays
-    up) on a home and Derby metastore of its own: the environment of its `retail` processes,
-    and the server, stopped by its PID at the end."""
-    root = tmp_path_factory.mktemp("own_server")
-    env = {
-        **environment(root, "f_spark"),
-        "RETAIL_HOME": str(root / "home"),
-        "RETAIL_SPARK_PORT": str(free_port()),
-        "RETAIL_SPARK_DRIVER_MEMORY": "1g",
-    }
-    server = LocalSparkServer.of(Settings.from_env(env))
+@pytest.fixture
+def own_server(tmp_path):
+    """A Spark server of the scenario's own (a second JVM, so the session's stays up) on a home
+    and Derby metastore of its own: its settings and the server, stopped by its PID at the
+    end."""
+    env = {**os.environ, "RETAIL_HOME": str(tmp_path / "home"),
+           "RETAIL_SPARK_PORT": str(free_port()), "RETAIL_SPARK_DRIVER_MEMORY": "1g"}  # fmt: skip
+    settings = Settings.from_env(env)
+    server = LocalSparkServer.of(settings)
     try:
-        yield env, server
+        yield settings, server
     finally:
         server.down()
-
-
-def test_the_spark_server_killed_during_the_facts_write_is_started_again_by_the_retry(
-    source, uninterrupted, own_server, tmp_path
-):
-    """The scenarios' own Spark server, SIGKILLed while the run is paused after writing the
-    facts: the step fails naming the server and the recovery command, its retry policy runs it
-    again on a server the resource started again (on the same Derby metastore), and the run
-    ends with the tables of an uninterrupted run."""
-    env, server = own_server
-    env = {**env, PAUSE_ENV: str(tmp_path / "paused")}
-    process = replay(env, source, failpoint="publish:*_dwh.fact_branch_sales_hours")
-    try:
-        wait_for(tmp_path / "paused", process)
-        first = server.status()["pid"]
-        os.kill(first, signal.SIGKILL)
-        (tmp_path / "paused").unlink()
-        code, output = finish(process)
-        assert code == 0, output[-3000:]
-        assert server.status()["pid"] not in (None, first)  # the retry started a new server
-        instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
-        (run,) = instance.get_runs()
-        retried = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY)
-        failures = [messages(r.dagster_event.event_specific_data.error) for r in retried]
-        assert failures and "retail spark up" in failures[0], failures
-        assert f"sc://127.0.0.1:{env['RETAIL_SPARK_PORT']}" in failures[0]
-        session = SparkSession.builder.remote(Settings.from_env(env).spark_remote).create()
-        try:
-            assert contents(session, env) == uninterrupted[0]
-        finally:
-            session.stop()
-        assert exports(env) == uninterrupted[1]
-    finally:
-        finish(process)
 
 
 def test_the_metastore_of_a_server_killed_mid_write_opens_whole_on_the_next_start(
     own_server, tmp_path
 ):
-    """Derby under a SIGKILLed server (the scenarios' own, as the retry above left it
-    running): metastore changes were in flight (partitions being added back to back); the
-    next start opens it (the killed JVM's lock files are stale, not held), every change it
-    acknowledged is there, at most the one in flight besides, and the metastore takes writes
-    again."""
-    env, server = own_server
-    settings = Settings.from_env(env)
+    """Derby under a SIGKILLed server (the scenario's own): metastore changes were in flight
+    (partitions being added back to back); the next start opens it (the killed JVM's lock
+    files are stale, not held), every change it acknowledged is there, at most the one in
+    flight besides, and the metastore takes writes again."""
+    settings, server = own_server
     table, location = "derby_kill.t", tmp_path / "t"
     stop = threading.Event()
     try:

@@ -115,14 +115,25 @@ def ui_environment(root: Path, current_hour: datetime) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def journey(spark, kafka, debian_packages, tmp_path_factory):
-    """`retail ui` on the UI's own folders and a browser page on it; both stopped at the end."""
+    """`retail ui` on the UI's own folders and a browser page on it; both stopped at the end.
+    A group is dropped in the landing folder and events are produced first: the daemon's first
+    sensor ticks find them, and their runs go on while the first steps look around (test_2 and
+    test_6 wait for them)."""
     from playwright.sync_api import sync_playwright
 
     root = tmp_path_factory.mktemp("ui")
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     shots = Path(os.environ.get("RETAIL_UI_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
-    ui = UI(root, ui_environment(root, now))
+    env = ui_environment(root, now)
+    (group,) = generate(root / "source", groups=1, rows=120, seed=5)
+    land(group, Path(env["RETAIL_LANDING_DIR"]), now - timedelta(hours=1))
+    produce = subprocess.run(
+        [sys.executable, "-m", "retail_assets.cli", "produce", "--count", "500"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert produce.returncode == 0, produce.stderr
+    ui = UI(root, env)
     try:
         ui.wait_ready()
         with sync_playwright() as playwright:
@@ -223,10 +234,7 @@ def test_1_the_asset_graph_shows_every_asset_of_the_four_groups(journey):
     assert page.get_by_text("Error", exact=False).count() == 0, "the code location has an error"
 
 
-def test_2_the_landing_sensor_ingests_a_dropped_group_under_the_daemon(journey, tmp_path):
-    (group,) = generate(tmp_path / "source", groups=1, rows=120, seed=5)
-    arrival = journey.now - timedelta(hours=1)
-    land(group, Path(journey.ui.env["RETAIL_LANDING_DIR"]), arrival)
+def test_2_the_landing_sensor_ingests_a_dropped_group_under_the_daemon(journey):
     (run,) = journey.finished_runs(
         RunsFilter(job_name="hourly_pipeline", tags={"dagster/sensor_name": "landing_sensor"}), 1
     )
@@ -311,11 +319,6 @@ def test_5_an_insight_shows_its_top_rows_chart_and_passed_checks(journey, spark)
 
 
 def test_6_produced_events_start_the_stream_through_the_kafka_sensor(journey):
-    produce = subprocess.run(
-        [sys.executable, "-m", "retail_assets.cli", "produce", "--count", "500"],
-        env=journey.ui.env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert produce.returncode == 0, produce.stderr
     (run,) = journey.finished_runs(
         RunsFilter(job_name="app_events_job", tags={"dagster/sensor_name": "kafka_sensor"}), 1
     )
