@@ -81,13 +81,14 @@ def reexecute(env: dict, failpoint: str | None = None) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
-def test_killed_at_every_write_then_rerun_equals_an_uninterrupted_run(
+def test_killed_at_every_write_then_re_executed_equals_an_uninterrupted_run(
     spark, source, uninterrupted, tmp_path
 ):
     """Killed at each write in turn: `retail replay` at the first, then each killed run
-    re-executed from its failure (its finished steps skipped) with the next point armed, so the
-    hour runs about once in all. Between a kill and what follows, every table's hour is absent
-    or whole. Then the same command again gives the uninterrupted run's tables and files."""
+    re-executed from its failure (the UI's way: the killed run is failed as the orphaned_runs
+    sensor does, its finished steps are skipped) with the next point armed, so the hour runs
+    about once in all. Between a kill and what follows, every table's hour is absent or whole.
+    The last re-execution, unarmed, gives the uninterrupted run's tables and files."""
     tables, files, _ = uninterrupted
     assert len(tables) > 15 and len(files) == 1  # the scenario really builds the warehouse
     env = environment(tmp_path, "f_kill")
@@ -100,45 +101,29 @@ def test_killed_at_every_write_then_rerun_equals_an_uninterrupted_run(
         assert not partial, f"after a kill at {point}, half-written: {sorted(partial)}"
         visible = {n: data for n, data in exports(env).items() if not Path(n).name.startswith(".")}
         assert all(files.get(name) == data for name, data in visible.items()), point
-    code, output = finish(replay(env, source))
+    code, output = reexecute(env)
     assert code == 0, output[-3000:]
     assert contents(spark, env) == tables
     assert exports(env) == files  # and no temporary file left behind
-    # The killed runs do not stay STARTED: the re-run, once it held the lock, failed them.
-    runs = DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()
-    statuses = sorted(run.status.value for run in runs)
-    assert statuses == ["FAILURE"] * len(KILL_POINTS) + ["SUCCESS"], statuses
-    # And the same command once more finds the hour done: it skips it, runs nothing.
-    code, output = finish(replay(env, source))
-    assert code == 0 and f"{HOUR}  group1: done by run {runs[0].run_id[:8]}" in output, output
-    assert len(DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()) == len(runs)
+    instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
+    runs = instance.get_runs()  # newest first
+    assert [run.status for run in runs] == [DagsterRunStatus.SUCCESS] + [
+        DagsterRunStatus.FAILURE
+    ] * len(KILL_POINTS)
+    started = {
+        r.step_key for r in instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_START)
+    }
+    assert started == {"marketing_insights"}, started  # only the step the last kill cut short
 
 
-def test_a_killed_run_re_executed_from_its_failure_equals_an_uninterrupted_run(
+def test_a_killed_replay_run_again_keeps_its_hour_and_equals_an_uninterrupted_run(
     spark, source, uninterrupted, tmp_path
 ):
-    """The UI's way: the killed run is failed (as the orphaned_runs sensor does), then
-    re-executed from failure: its finished steps are skipped, the rest run."""
-    env = environment(tmp_path, "f_again")
-    code, output = finish(replay(env, source, failpoint="publish:*_dwh.fact_branch_sales_hours"))
-    assert code == -9, output[-2000:]
-    code, output = reexecute(env)
-    assert code == 0, output[-3000:]
-    assert contents(spark, env) == uninterrupted[0]
-    assert exports(env) == uninterrupted[1]
-    instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
-    child, parent = instance.get_runs()
-    assert (parent.status, child.status) == (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS)
-    started = {
-        r.step_key for r in instance.all_logs(child.run_id, of_type=DagsterEventType.STEP_START)
-    }
-    assert "sales_facts" in started and "silver_transactions" not in started, started
-
-
-def test_a_group_a_killed_replay_landed_keeps_its_hour_when_the_start_moves(source, tmp_path):
     """`retail demo` takes its start from the clock: run again after a crash on a later day,
     it passes a later start. A group the crashed run landed, not yet ingested, is run in the
-    hour it landed in (its hour's raw copy and manifest), not in the new start's hour."""
+    hour it landed in (its hour's raw copy and manifest), not in the new start's hour. Killed
+    there too, the same command again gives the uninterrupted run's tables and files and fails
+    the run the kill left STARTED; once more, it finds the hour done and runs nothing."""
     env = environment(tmp_path, "f_moved")
     code, output = finish(replay(env, source, failpoint="copy_in:sales_transactions_*"))
     assert code == -9, output[-2000:]
@@ -146,11 +131,19 @@ def test_a_group_a_killed_replay_landed_keeps_its_hour_when_the_start_moves(sour
     code, output = finish(replay(env, source, "publish:*_lake.silver_transactions", moved))
     assert code == -9, output[-2000:]
     assert f"group1 landed before, in {HOUR}; running that hour" in output
-    runs = DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()
-    assert [run.tags["dagster/partition"] for run in runs] == [HOUR, HOUR]
     manifest = Path(env["RETAIL_LAKE_ROOT"], "raw", "ingest_date=2025-09-01", "ingest_hour=22",
                     "_manifest.json")  # fmt: skip
     assert [group["group"] for group in json.loads(manifest.read_text())["groups"]] == ["group1"]
+    code, output = finish(replay(env, source, start=moved))
+    assert code == 0, output[-3000:]
+    assert contents(spark, env) == uninterrupted[0]
+    assert exports(env) == uninterrupted[1]
+    runs = DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()
+    assert [run.tags["dagster/partition"] for run in runs] == [HOUR] * 3
+    assert [run.status.value for run in runs] == ["SUCCESS", "FAILURE", "FAILURE"]
+    code, output = finish(replay(env, source, start=moved))
+    assert code == 0 and f"{HOUR}  group1: done by run {runs[0].run_id[:8]}" in output, output
+    assert len(DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()) == len(runs)
 
 
 def test_two_runs_of_the_same_hour_at_once_are_serialized(uninterrupted):
