@@ -101,6 +101,8 @@ class KafkaResource(ConfigurableResource):
     sasl_username: str = ""
     sasl_password: str = ""
     local_broker: LocalBroker | None = None  # set when the project runs the broker itself
+    # How long the sensor waits for the broker's answer before it skips as unreachable.
+    sensor_timeout_s: float = 10
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if self.local_broker:

@@ -102,7 +102,7 @@ def test_end_offsets_see_the_true_end_despite_the_listed_watermark(kafka):
 def test_produce_to_an_unreachable_broker_is_a_clear_error():
     config = {"bootstrap.servers": f"127.0.0.1:{free_port()}"}
     with pytest.raises(ServiceError, match="unreachable"):
-        produce(config, "t_unreachable", events(1, seed=1))
+        produce(config, "t_unreachable", events(1, seed=1), timeout=1)
 
 
 # ---------------------------------------------------------------- landing
@@ -246,7 +246,9 @@ def test_sensor_requests_a_run_only_for_uncommitted_events(spark, settings, stre
 
 
 def test_sensor_skips_with_the_reason_when_the_broker_is_down(stream):
-    down = KafkaResource(bootstrap_servers=f"127.0.0.1:{free_port()}", topic=stream[1].topic)
+    down = KafkaResource(
+        bootstrap_servers=f"127.0.0.1:{free_port()}", topic=stream[1].topic, sensor_timeout_s=1
+    )
     with DagsterInstance.ephemeral() as instance:
         decision = sensor_decision(stream, instance, kafka=down)
     assert isinstance(decision, SkipReason) and "not reachable" in decision.skip_message

@@ -152,7 +152,7 @@ def kafka_sensor(
     if running:
         return SkipReason(f"run {running[0].dagster_run.run_id} of the stream is in flight")
     try:
-        starts, ends = kafka.offsets(timeout=10)
+        starts, ends = kafka.offsets(timeout=kafka.sensor_timeout_s)
     except KafkaException as error:
         return SkipReason(f"Kafka at {kafka.bootstrap_servers} is not reachable: {error}")
     if not ends:

@@ -64,11 +64,12 @@ def events(
         produced += 1
 
 
-def ensure_topic(config: dict[str, str], topic: str, partitions: int) -> None:
-    """Create the topic if it does not exist; a clear error when the broker is unreachable."""
+def ensure_topic(config: dict[str, str], topic: str, partitions: int, timeout: float) -> None:
+    """Create the topic if it does not exist; a clear error when the broker does not answer
+    within `timeout` seconds."""
     admin = AdminClient(config)
     try:
-        if topic in admin.list_topics(timeout=10).topics:
+        if topic in admin.list_topics(timeout=timeout).topics:
             return
         future = admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic]
         future.result(timeout=30)
@@ -86,10 +87,12 @@ def produce(
     stream: Iterator[dict],
     rate: float | None = None,
     partitions: int = 3,
+    timeout: float = 10,
 ) -> dict:
     """Send the events (keyed by customer, so one customer's events keep their order),
-    `rate` per second at most; waits for every delivery report before returning."""
-    ensure_topic(config, topic, partitions)
+    `rate` per second at most; waits for every delivery report before returning. A broker
+    that does not answer within `timeout` seconds is an error."""
+    ensure_topic(config, topic, partitions, timeout)
     producer = Producer({**config, "linger.ms": 20, "enable.idempotence": True})
     report = {"delivered": 0, "failed": 0, "first_error": None}
 
