@@ -30,7 +30,7 @@ from retail_assets.dev.generator import generate
 from retail_assets.dev.replay import land
 from retail_assets.servers.supervisor import alive, free_port
 from retail_assets.storage.hours import key_of
-from retail_assets_tests.helpers import environment
+from retail_assets_tests.helpers import environment, retail
 
 pytestmark = [pytest.mark.e2e, pytest.mark.debian("chromium")]  # installed when missing
 
@@ -128,10 +128,7 @@ def journey(spark, kafka, debian_packages, tmp_path_factory):
     env = ui_environment(root, now)
     (group,) = generate(root / "source", groups=1, rows=120, seed=5)
     land(group, Path(env["RETAIL_LANDING_DIR"]), now - timedelta(hours=1))
-    produce = subprocess.run(
-        [sys.executable, "-m", "retail_assets.cli", "produce", "--count", "500"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    produce = retail("produce", "--count", "500", env=env, timeout=120)
     assert produce.returncode == 0, produce.stderr
     ui = UI(root, env)
     try:
