@@ -4,7 +4,6 @@ from dagster import Definitions, in_process_executor
 
 from retail_assets.assets.automation import outputs_automation
 from retail_assets.assets.b2b import b2b_daily_csv
-from retail_assets.assets.catalog import linked_to_source
 from retail_assets.assets.freshness import with_hourly_freshness
 from retail_assets.assets.insights import marketing_insights
 from retail_assets.assets.raw import raw_files
@@ -54,7 +53,7 @@ def batch_definitions(storage: StorageResource, on: Settings = settings) -> Defi
 
 
 defs = Definitions(
-    assets=linked_to_source([*with_hourly_freshness(BATCH_ASSETS), app_events]),
+    assets=[*with_hourly_freshness(BATCH_ASSETS), app_events],
     jobs=[hourly_pipeline, app_events_job],
     sensors=[landing_sensor, outputs_automation, kafka_sensor, orphaned_runs],
     resources={

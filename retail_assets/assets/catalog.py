@@ -7,16 +7,19 @@ Spark wrote).
 
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 from functools import cache
 
 from dagster import (
+    AssetsDefinition,
     BetaWarning,
+    CodeReferencesMetadataValue,
+    LocalFileCodeReference,
     MetadataValue,
     TableColumn,
     TableSchema,
-    with_source_code_references,
 )
 
 from retail_assets.settings import CHECKOUT_DIR, Settings
@@ -31,20 +34,22 @@ _HEADING = re.compile(r"^#{2,3} `?(?P<title>[^`]+?)`?\s*$")
 _ATTRIBUTE = re.compile(r"`(\w+)` \((\w+)(?:, ([^)]*))?\)")
 
 
-def linked_to_source(assets: list) -> list:
-    """`assets`, each with a link to its source file and line in the UI.
+def linked_to_source(assets_def: AssetsDefinition, compute) -> AssetsDefinition:
+    """`assets_def` with the UI's link to the file and line where `compute` is defined.
 
-    Dagster marks this API beta and warns on every import; it is chosen deliberately, so
-    exactly those warnings are silenced here, where they are raised.
+    Dagster's with_source_code_references would name the file of the function the op calls,
+    our retry wrapper (assets/retries.py), at the asset's line numbers. The API is beta and
+    warns on every use; it is chosen deliberately, so exactly those warnings are silenced here.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings(
-            "ignore",
-            "(Function `with_source_code_references`|Class `LocalFileCodeReference`"
-            "|Class `CodeReferencesMetadataValue`)",
-            BetaWarning,
+            "ignore", "Class `(LocalFileCodeReference|CodeReferencesMetadataValue)`", BetaWarning
         )
-        return with_source_code_references(assets)
+        home = LocalFileCodeReference(
+            file_path=inspect.getsourcefile(compute), line_number=inspect.getsourcelines(compute)[1]
+        )
+        reference = {"dagster/code_references": CodeReferencesMetadataValue(code_references=[home])}
+    return assets_def.map_asset_specs(lambda spec: spec.merge_attributes(metadata=reference))
 
 
 def tags(layer: str, domain: str) -> dict[str, str]:

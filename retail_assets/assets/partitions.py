@@ -14,7 +14,7 @@ from dagster import (
     multi_asset,
 )
 
-from retail_assets.assets.retries import TRANSIENT_RETRY, final_unless_transient
+from retail_assets.assets.retries import retried
 from retail_assets.settings import Settings
 
 # end_offset=1: the current hour is a partition already, so a group is ingested on arrival
@@ -41,10 +41,7 @@ def single_run_backfill(decorator, **kwargs):
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Parameter `backfill_policy`", BetaWarning)
-        decorate = decorator(
-            backfill_policy=BackfillPolicy.single_run(), retry_policy=TRANSIENT_RETRY, **kwargs
-        )
-    return lambda compute: decorate(final_unless_transient(compute))
+        return retried(decorator, backfill_policy=BackfillPolicy.single_run(), **kwargs)
 
 
 def hourly_asset(**kwargs):

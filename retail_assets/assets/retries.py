@@ -2,9 +2,10 @@
 unreachable. A data error or a bug fails the step at once: a retry would fail the same way,
 only later, and bury the first failure under three more.
 
-Every asset of the project gets `TRANSIENT_RETRY` and runs inside `final_unless_transient`:
-a server's absence becomes a `Failure` naming the server and its recovery command (and the
-policy retries it); any other error becomes a `Failure` that bypasses the policy.
+Every asset of the project is declared through `retried`: it gets `TRANSIENT_RETRY` and runs
+inside `final_unless_transient`: a server's absence becomes a `Failure` naming the server and
+its recovery command (and the policy retries it); any other error becomes a `Failure` that
+bypasses the policy.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 
 from dagster import Backoff, Failure, Jitter, RetryPolicy
 
+from retail_assets.assets.catalog import linked_to_source
 from retail_assets.resources import KafkaResource, SparkResource
 
 # 20 s, 40 s, 80 s after the client's own wait (resources.ClientRetries): time for a server
@@ -99,3 +101,10 @@ def final_unless_transient(compute):
             return compute(*args, **resources)
 
     return run
+
+
+def retried(decorator, **kwargs):
+    """`decorator(**kwargs)` (@asset, @multi_asset) with `TRANSIENT_RETRY` and its compute
+    function inside `final_unless_transient`; the UI links to that function, not the wrapper."""
+    decorate = decorator(retry_policy=TRANSIENT_RETRY, **kwargs)
+    return lambda compute: linked_to_source(decorate(final_unless_transient(compute)), compute)

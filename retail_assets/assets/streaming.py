@@ -23,7 +23,7 @@ from pyspark.sql.streaming import DataStreamWriter
 
 from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
 from retail_assets.assets.metadata import as_json, markdown_table
-from retail_assets.assets.retries import TRANSIENT_RETRY, final_unless_transient
+from retail_assets.assets.retries import retried
 from retail_assets.resources import KafkaResource, SparkResource
 from retail_assets.storage.checkpoints import Commit, lag, position
 from retail_assets.storage.resource import StorageResource
@@ -138,15 +138,14 @@ def stream_pass(
     return summary
 
 
-@asset(
+@retried(
+    asset,
     group_name="streaming",
     kinds={"spark", "kafka"},
     owners=OWNERS,
     tags=tags("streaming", "app_usage"),
     metadata=table_metadata(DWH_DB, EVENTS),
-    retry_policy=TRANSIENT_RETRY,
 )
-@final_unless_transient
 def app_events(
     context: AssetExecutionContext,
     config: AppEventsConfig,
