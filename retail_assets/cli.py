@@ -23,6 +23,7 @@ from retail_assets.settings import (
     prepare_dagster_home,
     record_partitions_start,
 )
+from retail_assets.storage.hours import hour_of, key_of
 from retail_assets.storage.resource import storage_resource
 
 
@@ -238,7 +239,7 @@ class WithDefaults(argparse.HelpFormatter):
 def hour_key(value: str) -> str:
     """An hour as partition keys spell it, checked before anything runs."""
     try:
-        return dt.datetime.strptime(value, "%Y-%m-%d-%H:00").strftime("%Y-%m-%d-%H:00")
+        return key_of(hour_of(value))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an hour: write YYYY-MM-DD-HH:00 (UTC), e.g. 2025-06-02-00:00"

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-KEY_FORMAT = "%Y-%m-%d-%H:%M"
+# How a partition key spells an hour (UTC), e.g. 2025-06-02-00:00: Dagster's hourly keys, and
+# what the command line accepts.
+KEY_FORMAT = "%Y-%m-%d-%H:00"
 
 
 def hour_of(key: str) -> datetime:
@@ -14,7 +16,7 @@ def hour_of(key: str) -> datetime:
 
 
 def key_of(hour: datetime) -> str:
-    return hour.astimezone(UTC).strftime("%Y-%m-%d-%H:00")
+    return hour.astimezone(UTC).strftime(KEY_FORMAT)
 
 
 def key_at(day: str, hour: str) -> str:
