@@ -138,6 +138,9 @@ def cmd_replay(args, settings: Settings) -> int:
     return 0 if complete else 1
 
 
+UI_PORT = 3000  # `retail ui`'s default
+
+
 def cmd_demo(args, settings: Settings) -> int:
     from retail_assets.dev.generator import generate
     from retail_assets.dev.replay import recent_start, replay
@@ -148,7 +151,12 @@ def cmd_demo(args, settings: Settings) -> int:
     generate(source, args.groups, args.rows, args.seed)
     print(f"generated {args.groups} groups of {args.rows} rows in {source}")
     start = args.start or recent_start(args.groups, dt.datetime.now(dt.UTC))
-    return 0 if replay(source, start, None) else 1
+    if not replay(source, start, None):
+        return 1
+    warehouse = storage_resource(settings).warehouse_database
+    print(f"next: retail ui    (the Dagster UI on http://127.0.0.1:{UI_PORT})")
+    print(f'      retail sql "SELECT * FROM {warehouse}.fact_branch_sales LIMIT 5"')
+    return 0
 
 
 def _jsonable(value):
@@ -326,7 +334,7 @@ def parser() -> argparse.ArgumentParser:
 
     ui = command("ui", cmd_ui, "the Dagster UI and daemon (dagster dev) on this project")
     ui.add_argument("--host", default="127.0.0.1", help="address the webserver listens on")
-    ui.add_argument("--port", type=int, default=3000, help="port of the webserver")
+    ui.add_argument("--port", type=int, default=UI_PORT, help="port of the webserver")
     return root
 
 

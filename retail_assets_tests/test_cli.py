@@ -57,6 +57,30 @@ def test_demo_exports_one_b2b_file_per_ingest_day(demo, settings):
         assert rows == sorted(rows, key=lambda r: (r["sales_agent_name"], r["product_name"]))
 
 
+def test_demo_ends_with_what_it_made_and_what_to_run_next(demo, settings):
+    """The summary's figures are the tables' (and raw = facts + duplicates + quarantined)."""
+    *_, made, first_file, second_file, ui, sql = demo.strip().splitlines()
+    days = "ingest_date IN ('2025-01-31', '2025-02-01')"
+    (counts,) = sql_json(
+        f"SELECT (SELECT count(*) FROM retail_dwh.fact_branch_sales WHERE {days}) AS branch, "
+        f"(SELECT count(*) FROM retail_dwh.fact_online_sales WHERE {days}) AS online, "
+        f"(SELECT count(*) FROM retail_lake.quarantine_transactions WHERE {days}) AS quarantined, "
+        f"(SELECT count(*) FROM retail_lake.silver_transactions WHERE {days}) "
+        f"- (SELECT count(*) FROM retail_lake.silver_new_transactions WHERE {days}) AS duplicates"
+    )
+    facts = counts["branch"] + counts["online"]
+    raw = facts + counts["duplicates"] + counts["quarantined"]
+    assert made == (
+        f"{GROUPS} hour(s) run: {raw:,} transaction rows in, {counts['quarantined']:,} "
+        f"quarantined, {counts['duplicates']:,} duplicates dropped, {facts:,} into the facts "
+        f"(fact_branch_sales {counts['branch']:,}, fact_online_sales {counts['online']:,})"
+    )
+    files = sorted((Path(settings.exports_dir) / "b2b").iterdir())
+    assert [first_file, second_file] == [f"B2B file: {file}" for file in files]
+    assert ui.startswith("next: retail ui ") and "http://127.0.0.1:3000" in ui
+    assert sql.split(maxsplit=2)[2].startswith('"SELECT * FROM retail_dwh.fact_branch_sales')
+
+
 def test_sql_reads_the_warehouse_and_the_redelivery_added_nothing(demo):
     rows = sql_json(
         "SELECT ingest_hour, count(*) AS n FROM retail_dwh.fact_branch_sales "

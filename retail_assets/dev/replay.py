@@ -33,6 +33,9 @@ from retail_assets.storage.hours import hour_of, key_of
 from retail_assets.storage.landing import landed_group, scan_landing
 from retail_assets.storage.resource import storage_resource
 
+FACT_NAMES = ("fact_branch_sales", "fact_online_sales")
+B2B = "b2b_daily_csv"
+
 PARTITION_TAG = "dagster/partition"  # the tag Dagster gives a run of one partition
 
 # The run's full event log is in the instance (and the UI); the terminal gets a summary.
@@ -128,6 +131,7 @@ class HourRun:
     seconds: float = 0.0
     lines: list[str] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    metadata: dict[str, dict] = field(default_factory=dict)  # asset -> its materialization's
 
 
 def run_hour(
@@ -150,6 +154,9 @@ def run_hour(
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.event_specific_data.materialization
+            run.metadata[materialization.asset_key.to_user_string()] = {
+                k: v.value for k, v in materialization.metadata.items()
+            }
             counts = {
                 k: v.value for k, v in materialization.metadata.items() if isinstance(v.value, int)
             }
@@ -210,7 +217,7 @@ def replay(
         raise ReplayError(str(error)) from None
     instance = open_instance()
     storage = storage_resource(settings)
-    start = hour_of(start_key)
+    start, runs = hour_of(start_key), []
     for index, group in enumerate(groups):
         arrival = start + timedelta(hours=index)
         landed = landed_group(settings.landing_dir, land(group, settings.landing_dir, arrival).name)
@@ -232,4 +239,27 @@ def replay(
         say(f"    {'ok' if run.ok else 'FAILED'} in {seconds:.1f}s")
         if not run.ok:
             return False
+        runs.append(run)
+    for line in summary(runs):
+        say(line)
     return True
+
+
+def summary(runs: list[HourRun]) -> list[str]:
+    """What the hours run made, in a few lines: the rows that came in and where they went."""
+    if not runs:
+        return []
+
+    def total(asset: str, name: str) -> int:
+        return sum(run.metadata.get(asset, {}).get(name) or 0 for run in runs)
+
+    facts = {n: total(n, "dagster/partition_row_count") for n in FACT_NAMES}
+    exports = sorted({p for run in runs if (p := run.metadata.get(B2B, {}).get("dagster/uri"))})
+    return [
+        f"{len(runs)} hour(s) run: {total('raw_files', 'transaction_rows'):,} transaction rows in, "
+        f"{total('silver_transactions', 'quarantined_rows'):,} quarantined, "
+        f"{total('new_transactions', 'duplicate_rows'):,} duplicates dropped, "
+        f"{sum(facts.values()):,} into the facts "
+        f"({', '.join(f'{name} {rows:,}' for name, rows in facts.items())})",
+        *(f"B2B file: {path}" for path in exports),
+    ]
