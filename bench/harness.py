@@ -135,6 +135,22 @@ class Bench:
             raise RuntimeError("\n".join(failed[0].lines))
         return runs
 
+    def second_hour(self, name: str, rows: int):
+        """A home `name` whose first hour has run and whose second group has landed: the
+        hourly job, the instance and the second hour's key, to run that small hour (again)."""
+        from dagster import DagsterInstance
+
+        from retail_assets.definitions import batch_definitions
+        from retail_assets.dev.replay import land
+        from retail_assets.storage.hours import key_of
+
+        storage = self.storage(name)
+        first, second = self.generate(name, 2, rows, seed=3)
+        self.run_hours(storage, [first])
+        land(second, storage.landing_dir_path, START + timedelta(hours=1))
+        job = batch_definitions(storage).resolve_job_def("hourly_pipeline")
+        return job, DagsterInstance.get(), key_of(START + timedelta(hours=1))
+
 
 def say(line: str) -> None:
     print(line, flush=True)

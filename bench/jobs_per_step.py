@@ -20,9 +20,8 @@ import os
 import re
 import time
 from collections import Counter
-from datetime import timedelta
 
-from bench.harness import START, Bench, headline, main, say
+from bench.harness import Bench, headline, main, say
 
 ROWS = 300
 RPCS = ("ExecutePlan", "AnalyzePlan", "Config")  # the client waits for each of these
@@ -99,22 +98,13 @@ STEPS = {  # step -> its assets, in the job's order
 
 
 def measure(bench: Bench, quick: bool) -> dict:
-    from dagster import AssetKey, DagsterInstance
+    from dagster import AssetKey
 
-    from retail_assets.definitions import batch_definitions
-    from retail_assets.dev.replay import QUIET, land
-    from retail_assets.storage.hours import key_of
+    from retail_assets.dev.replay import QUIET
 
     rpcs = Counted()
     with bench.servers():
-        storage = bench.storage("jobs")
-        first, second = bench.generate("jobs", 2, ROWS, seed=3)
-        bench.run_hours(storage, [first])
-        arrival = START + timedelta(hours=1)
-        land(second, storage.landing_dir_path, arrival)
-        key = key_of(arrival)
-        job = batch_definitions(storage).resolve_job_def("hourly_pipeline")
-        instance = DagsterInstance.get()
+        job, instance, key = bench.second_hour("jobs", ROWS)
 
         jobs = Jobs(bench)
         per_step = {}
