@@ -154,12 +154,9 @@ def run_hour(
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.event_specific_data.materialization
-            run.metadata[materialization.asset_key.to_user_string()] = {
-                k: v.value for k, v in materialization.metadata.items()
-            }
-            counts = {
-                k: v.value for k, v in materialization.metadata.items() if isinstance(v.value, int)
-            }
+            values = {k: v.value for k, v in materialization.metadata.items()}
+            run.metadata[materialization.asset_key.to_user_string()] = values
+            counts = {k: v for k, v in values.items() if isinstance(v, int)}
             summary = " ".join(f"{k}={v}" for k, v in counts.items())
             lines.append(f"    {materialization.asset_key.to_user_string():<28} {summary}")
         elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
