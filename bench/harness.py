@@ -45,6 +45,7 @@ class Bench:
         os.environ.update(
             RETAIL_HOME=str(self.home),
             RETAIL_SPARK_PORT=str(free_port()),
+            RETAIL_METASTORE_PORT=str(free_port()),
             RETAIL_KAFKA_PORT=str(free_port()),
             DAGSTER_HOME=str(self.home / "dagster"),
             RETAIL_PARTITIONS_START=f"{START:%Y-%m-%d}-00:00",  # benchmarks replay from START
@@ -85,12 +86,20 @@ class Bench:
     def spark_log_size(self) -> int:
         return self.spark_server.server.log_file.stat().st_size
 
-    def spark_log_problems(self, since: int) -> dict[str, int]:
-        """What the Spark server logged after byte `since`: metastore fallbacks (a partition
-        filter the metastore could not serve, so every partition was listed) and errors."""
-        with open(self.spark_server.server.log_file, "rb") as log:
-            log.seek(since)
-            lines = log.read().decode(errors="replace").splitlines()
+    def log_marks(self) -> dict[Path, int]:
+        """Where the Spark server's and its metastore's logs end now."""
+        server = self.spark_server
+        logs = (server.server.log_file, server.metastore.server.log_file)
+        return {log: log.stat().st_size for log in logs}
+
+    def log_problems(self, marks: dict[Path, int]) -> dict[str, int]:
+        """What the servers logged after `marks`: metastore fallbacks (a partition filter the
+        metastore could not serve, so every partition was listed) and errors."""
+        lines = []
+        for path, since in marks.items():
+            with open(path, "rb") as log:
+                log.seek(since)
+                lines += log.read().decode(errors="replace").splitlines()
         return {
             "metastore_fallbacks": sum("Falling back" in line or "42ZA0" in line for line in lines),
             "errors": sum(" ERROR " in line for line in lines),

@@ -141,13 +141,13 @@ def timed_hour(bench: Bench, storage, key: str) -> tuple[float, dict, dict]:
     from retail_assets.dev.replay import run_hour
 
     definitions, instance = batch_definitions(storage), DagsterInstance.get()
-    log_start = bench.spark_log_size()
+    marks = bench.log_marks()
     runs = [run_hour(key, instance, definitions) for _ in range(2)]
     failed = [run for run in runs if not run.ok]
     if failed:
         raise RuntimeError("\n".join(failed[0].lines))
     best = min(runs, key=lambda run: run.seconds)
-    return best.seconds, best.step_seconds, bench.spark_log_problems(log_start)
+    return best.seconds, best.step_seconds, bench.log_problems(marks)
 
 
 def hour_after(bench: Bench, history: int, groups) -> dict:

@@ -36,7 +36,8 @@ def profile_env(bench: Bench, profile: str) -> dict:
     home = bench.home / profile
     env = {**os.environ, "RETAIL_HOME": str(home), "RETAIL_PROFILE": profile,
            "DAGSTER_HOME": str(home / "dagster"), "RETAIL_SPARK_PORT": str(free_port()),
-           "RETAIL_KAFKA_PORT": str(free_port()), "RETAIL_PG_PORT": str(free_port())}  # fmt: skip
+           "RETAIL_METASTORE_PORT": str(free_port()), "RETAIL_KAFKA_PORT": str(free_port()),
+           "RETAIL_PG_PORT": str(free_port())}  # fmt: skip
     env.pop("RETAIL_PG_PASSWORD", None)
     return env
 

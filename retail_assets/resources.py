@@ -9,7 +9,9 @@ from dagster_pyspark import PySparkResource
 from dagster_pyspark.resources import spark_session_from_config
 from pyspark.sql import SparkSession
 from pyspark.sql.connect.client.retries import DefaultPolicy
+from pyspark.sql.connect.session import SparkSession as ConnectSession
 
+from retail_assets.servers.hive_metastore import LocalMetastore
 from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.settings import Settings, env_fields
@@ -26,6 +28,9 @@ class SparkResource(PySparkResource):
     """
 
     local_server: LocalSparkServer | None = None  # set when the project runs the server itself
+    # A classic session's (RETAIL_SPARK_MASTER) metastore: the local service, shared by every
+    # process's session (an embedded Derby in each would admit one process at a time).
+    local_metastore: LocalMetastore | None = None
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._spark_session = None
@@ -33,7 +38,7 @@ class SparkResource(PySparkResource):
     @property
     def spark_session(self) -> SparkSession:
         if self._spark_session is None:
-            self._spark_session = connect(self.spark_config, self.local_server)
+            self._spark_session = connect(self)
         return self._spark_session
 
     def went_away(self) -> str:
@@ -47,8 +52,8 @@ class SparkResource(PySparkResource):
         where = self.spark_config.get("spark.remote") or self.spark_config.get("spark.master")
         start = "the retry starts it again" if self.local_server else "restart it"
         return (
-            f"the Spark server {where} stopped answering; {start}, or start it with "
-            "`retail spark up` and re-execute the run"
+            f"the Spark server {where} or its metastore stopped answering; {start}, or "
+            "start it with `retail spark up` and re-execute the run"
         )
 
 
@@ -71,12 +76,15 @@ class ClientRetries(DefaultPolicy):
         return super().can_retry(error) and not gone
 
 
-def connect(spark_config: dict, local_server: LocalSparkServer | None) -> SparkSession:
-    """A session on the configured Spark, the embedded server started first if it is ours."""
-    if local_server:
-        local_server.up()
-    session = spark_session_from_config(spark_config)
-    if hasattr(session, "client"):  # Spark Connect
+def connect(resource: SparkResource) -> SparkSession:
+    """A session on the resource's Spark; the embedded server, or a classic session's
+    metastore, started first when it is ours."""
+    local_server = resource.local_server
+    ours = local_server or resource.local_metastore
+    if ours:
+        ours.up()
+    session = spark_session_from_config(resource.spark_config)
+    if isinstance(session, ConnectSession):
         session.client.set_retry_policies([ClientRetries(local_server)])
         if local_server:
             # pyspark's reattachable execution shares one thread pool among all sessions, and
@@ -142,8 +150,8 @@ def spark_resource(settings: Settings) -> SparkResource:
     local = LocalSparkServer.of(settings)
     if settings.spark_master:
         config = {"spark.master": settings.spark_master, **local.session_conf()}
-    else:
-        config = {"spark.remote": settings.spark_remote}
+        return SparkResource(spark_config=config, local_metastore=local.metastore)
+    config = {"spark.remote": settings.spark_remote}
     return SparkResource(
         spark_config=config, local_server=local if settings.manages_local_spark else None
     )
@@ -171,5 +179,4 @@ def kafka_resource(settings: Settings) -> KafkaResource:
 
 def spark_session(settings: Settings) -> SparkSession:
     """A session for code outside Dagster runs (CLI, benchmarks), through the same resource."""
-    resource = spark_resource(settings)
-    return connect(resource.spark_config, resource.local_server)
+    return connect(spark_resource(settings))

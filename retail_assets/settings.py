@@ -21,6 +21,7 @@ CHECKOUT_DIR = PACKAGE_DIR.parent
 DEFAULT_SPARK_PORT = 15002
 DEFAULT_KAFKA_PORT = 19092
 DEFAULT_PG_PORT = 15432
+DEFAULT_METASTORE_PORT = 19083  # the local Hive metastore service (Thrift)
 DEFAULT_CLUSTER_PORT = 17077  # the cluster profile's Spark master; its workers take the next ones
 PARTITIONS_START_FILE = "partitions_start"  # under RETAIL_HOME
 PROFILE_FILE = "profile"  # under RETAIL_HOME, written by `retail stack up`
@@ -44,6 +45,7 @@ class Settings:
     exports_dir: str
     warehouse_dir: str
     spark_port: int
+    metastore_port: int
     spark_remote: str
     spark_master: str
     spark_driver_memory: str
@@ -82,6 +84,7 @@ class Settings:
             exports_dir=env("RETAIL_EXPORTS_DIR") or str(home / "exports"),
             warehouse_dir=env("RETAIL_WAREHOUSE_DIR") or str(home / "warehouse"),
             spark_port=port,
+            metastore_port=int(env("RETAIL_METASTORE_PORT") or DEFAULT_METASTORE_PORT),
             spark_remote=env("RETAIL_SPARK_REMOTE") or local_spark_url(port),
             spark_master=env("RETAIL_SPARK_MASTER") or "",
             spark_driver_memory=env("RETAIL_SPARK_DRIVER_MEMORY") or "6g",

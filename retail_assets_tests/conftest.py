@@ -18,6 +18,7 @@ _HOME = Path(tempfile.mkdtemp(prefix="retail_test_home_"))
 os.environ.update(
     RETAIL_HOME=str(_HOME),
     RETAIL_SPARK_PORT=str(free_port()),
+    RETAIL_METASTORE_PORT=str(free_port()),
     RETAIL_SPARK_DRIVER_MEMORY="2g",
     RETAIL_KAFKA_PORT=str(free_port()),
     DAGSTER_HOME=str(_HOME / "dagster"),

@@ -3,6 +3,7 @@
 import argparse
 import csv
 import json
+import os
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from retail_assets.servers import spark_connect
+from retail_assets.servers import java
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import ServiceError, free_port
 from retail_assets_tests.helpers import WAREHOUSE_GROUPS as GROUPS
@@ -129,7 +130,19 @@ def test_replay_fails_loudly_on_a_missing_group(demo, settings):
 def test_spark_status_reports_the_running_server(spark):
     result = retail("spark", "status")
     assert result.returncode == 0
-    assert json.loads(result.stdout)["running"] is True
+    status = json.loads(result.stdout)
+    assert status["running"] is True and status["metastore"]["running"] is True
+
+
+def test_a_classic_session_shares_the_metastore_with_the_connect_server(spark):
+    """With RETAIL_SPARK_MASTER, a process builds its own Spark: it is a client of the same
+    metastore service as the Connect server (an embedded Derby would admit one of them)."""
+    spark.sql("CREATE DATABASE IF NOT EXISTS made_on_connect")
+    classic = {**os.environ, "RETAIL_SPARK_MASTER": "local[1]"}
+    classic.pop("SPARK_CONNECT_MODE_ENABLED", None)  # set by pyspark in this Connect process
+    result = retail("sql", "SHOW DATABASES", "--format", "json", env=classic)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {"namespace": "made_on_connect"} in json.loads(result.stdout)
 
 
 def test_port_taken_by_another_process_is_a_clear_error(settings, tmp_path):
@@ -137,16 +150,18 @@ def test_port_taken_by_another_process_is_a_clear_error(settings, tmp_path):
         port = free_port()
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
-        other = replace(settings, home=tmp_path, spark_port=port)
+        other = replace(settings, home=tmp_path, spark_port=port, metastore_port=free_port())
+        server = LocalSparkServer.of(other)
         with pytest.raises(ServiceError, match=f"port 127.0.0.1:{port} is taken"):
-            LocalSparkServer.of(other).up()
+            server.up()
+        assert server.metastore.status()["pid"] is None  # not started for a server that can't
 
 
 def test_missing_java_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ServiceError, match="Java 17 is required"):
-        spark_connect.java_major_version()
+        java.java_major_version()
 
 
 def test_bench_names_the_benchmarks_when_only_matches_none():
@@ -179,7 +194,7 @@ def test_every_option_has_help_and_its_default(command):
     (commands,) = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
     for action in commands.choices[command]._actions:
         assert action.help, (command, action.dest)
-    shown = retail(command, "--help").stdout
+    shown = commands.choices[command].format_help()  # what `retail COMMAND --help` prints
     for action in commands.choices[command]._actions:
         if action.default not in (None, False, [], argparse.SUPPRESS):
             assert f"default: {action.default}" in " ".join(shown.split()), (command, action.dest)

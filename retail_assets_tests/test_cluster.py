@@ -106,6 +106,7 @@ def cluster(debian_packages):
         "RETAIL_HOME": str(root / "home"),
         "RETAIL_PROFILE": "cluster",
         "RETAIL_SPARK_PORT": str(free_port()),
+        "RETAIL_METASTORE_PORT": str(free_port()),
         "RETAIL_KAFKA_PORT": str(free_port()),
         "RETAIL_PG_PORT": str(free_port()),
         "RETAIL_CLUSTER_PORT": str(port_block()),
@@ -235,7 +236,8 @@ def test_the_executors_ran_the_work_and_postgresql_holds_the_state(cluster):
 def test_stack_down_leaves_no_process_behind(cluster):
     settings = Settings.from_env(cluster)
     pids = stack_pids(settings)
-    assert len(pids) >= 8  # postgres, master, 2 workers, 2 executors, Connect server, broker
+    # postgres, master, 2 workers, 2 executors, metastore, Connect server, broker
+    assert len(pids) >= 9
     stopped = json.loads(retail(cluster, "stack", "down"))["stopped"]
-    assert len(stopped) == 6
+    assert len(stopped) == 7
     assert [pid for pid in pids if alive(pid)] == []

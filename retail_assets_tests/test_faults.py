@@ -21,8 +21,9 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from pyspark.sql import SparkSession
 
+from retail_assets.assets.retries import server_away
 from retail_assets.dev.generator import generate
-from retail_assets.resources import ClientRetries
+from retail_assets.resources import ClientRetries, SparkResource
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import free_port
 from retail_assets.settings import Settings
@@ -172,7 +173,8 @@ def own_server(tmp_path):
     and Derby metastore of its own: its settings and the server, stopped by its PID at the
     end."""
     env = {**os.environ, "RETAIL_HOME": str(tmp_path / "home"),
-           "RETAIL_SPARK_PORT": str(free_port()), "RETAIL_SPARK_DRIVER_MEMORY": "1g"}  # fmt: skip
+           "RETAIL_SPARK_PORT": str(free_port()), "RETAIL_METASTORE_PORT": str(free_port()),
+           "RETAIL_SPARK_DRIVER_MEMORY": "1g"}  # fmt: skip
     settings = Settings.from_env(env)
     server = LocalSparkServer.of(settings)
     try:
@@ -181,13 +183,11 @@ def own_server(tmp_path):
         server.down()
 
 
-def test_the_metastore_of_a_server_killed_mid_write_opens_whole_on_the_next_start(
-    own_server, tmp_path
-):
-    """Derby under a SIGKILLed server (the scenario's own): metastore changes were in flight
-    (partitions being added back to back); the next start opens it (the killed JVM's lock
-    files are stale, not held), every change it acknowledged is there, at most the one in
-    flight besides, and the metastore takes writes again."""
+def test_a_metastore_killed_mid_write_opens_whole_on_the_next_start(own_server, tmp_path):
+    """Derby under a SIGKILLed metastore service (the scenario's own): metastore changes
+    were in flight (partitions being added back to back); the next start opens it (the
+    killed JVM's lock files are stale, not held), every change it acknowledged is there, at
+    most the one in flight besides, and the Spark server, left running, takes writes again."""
     settings, server = own_server
     table, location = "derby_kill.t", tmp_path / "t"
     stop = threading.Event()
@@ -217,12 +217,13 @@ def test_the_metastore_of_a_server_killed_mid_write_opens_whole_on_the_next_star
         while len(added) < 20:
             assert writer.is_alive() and time.monotonic() < deadline, failure
             time.sleep(0.01)
-        os.kill(server.status()["pid"], signal.SIGKILL)
+        os.kill(server.metastore.status()["pid"], signal.SIGKILL)
         writer.join(timeout=60)
         assert not writer.is_alive() and failure, "the writer did not see the server die"
         assert (Path(settings.home) / "metastore" / "metastore_db" / "db.lck").exists()
 
-        server.up()  # the same metastore, its lock files left by the killed JVM
+        assert server_away(failure[0]) is SparkResource  # a step would retry, not fail
+        server.up()  # the same Derby, its lock files left by the killed JVM
         session = SparkSession.builder.remote(settings.spark_remote).create()
         listed = sorted(int(row[0].split("=")[1]) for row in
                         session.sql(f"SHOW PARTITIONS {table}").collect())  # fmt: skip

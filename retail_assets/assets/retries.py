@@ -32,6 +32,7 @@ _SPARK_AWAY = (
     "SESSION_CHANGED",
     "SESSION_NOT_FOUND",
     "create a new Spark Session to reconnect",
+    "Could not connect to meta store",  # the server's metastore service
 )
 _KAFKA_AWAY = ("org.apache.kafka.common.errors.TimeoutException", "_ALL_BROKERS_DOWN")
 

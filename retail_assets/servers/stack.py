@@ -10,7 +10,7 @@ import os
 import secrets
 from dataclasses import replace
 
-from retail_assets.servers.hive_metastore import create_schema
+from retail_assets.servers.hive_metastore import LocalMetastore, create_schema
 from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.postgres import LocalPostgres
 from retail_assets.servers.spark_cluster import WORKERS, SparkMaster, SparkWorker
@@ -33,7 +33,7 @@ def servers(settings: Settings) -> list[LocalServer]:
         found += [LocalPostgres.of(settings), SparkMaster.of(settings)]
         found += SparkWorker.all_of(settings)
     if settings.manages_local_spark:
-        found.append(LocalSparkServer.of(settings))
+        found += [LocalMetastore.of(settings), LocalSparkServer.of(settings)]
     if settings.manages_local_kafka:
         found.append(LocalBroker.of(settings))
     return found
@@ -78,8 +78,12 @@ def up(settings: Settings) -> list[dict]:
 
 
 def down(settings: Settings) -> list[str]:
-    """Stop every server of the profile, last started first; the names of those stopped."""
-    return [server.name for server in reversed(servers(settings)) if server.down()]
+    """Stop every server of the profile, last started first; the names of those stopped (the
+    Spark server stops its metastore too)."""
+    running = [server for server in reversed(servers(settings)) if server.status()["pid"]]
+    for server in running:
+        server.down()
+    return [server.name for server in running]
 
 
 def status(settings: Settings) -> dict:

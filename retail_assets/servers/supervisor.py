@@ -109,11 +109,7 @@ class ManagedServer:
             if self.pid() is not None:
                 self._wait_ready(self.pid(), timeout)
                 return self.status()
-            if not port_is_free(self.host, self.port):
-                raise ServiceError(
-                    f"{self.name}: port {self.host}:{self.port} is taken by another process; "
-                    f"stop it or choose another port (see README, settings)."
-                )
+            self.check_port()
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_file, "ab") as log:
                 process = subprocess.Popen(
@@ -127,6 +123,14 @@ class ManagedServer:
             self.pid_file.write_text(str(process.pid))
             self._wait_ready(process.pid, timeout, process)
             return self.status()
+
+    def check_port(self) -> None:
+        """A clear error when our server is not running and another process has its port."""
+        if self.pid() is None and not port_is_free(self.host, self.port):
+            raise ServiceError(
+                f"{self.name}: port {self.host}:{self.port} is taken by another process; "
+                f"stop it or choose another port (see README, settings)."
+            )
 
     def _wait_ready(self, pid: int, timeout: float, process: subprocess.Popen | None = None):
         deadline = time.monotonic() + timeout
