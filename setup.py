@@ -14,6 +14,8 @@ setup(
     install_requires=[
         "dagster>=1.13.27,<1.14",
         "dagster-webserver>=1.13.27,<1.14",
+        # `dg`, Dagster's current CLI (`dg check defs`, `dg launch`): the core's release line.
+        "dagster-dg-cli>=1.13.27,<1.14",
         "dagster-pyspark>=0.29.27,<0.30",
         # The cluster profile's Dagster storage on PostgreSQL (docs/profiles.md).
         "dagster-postgres>=0.29.27,<0.30",
