@@ -109,6 +109,8 @@ class LocalSparkServer(LocalServer):
     def up(self) -> dict:
         """Start the server and its metastore (or find them running); wait until both accept
         clients."""
+        if self.status()["running"]:  # every step's session finds both up: no more to do
+            return self.status()
         check_java()
         if self.cluster_master:
             self.check_cluster()
