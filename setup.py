@@ -6,6 +6,9 @@ setup(
     description="Retail data platform on Dagster + Spark: hourly CSV drops to a Hive warehouse.",
     # bench/ runs from the checkout (`retail bench`); it is not installed.
     packages=find_packages(exclude=["retail_assets_tests", "bench", "bench.*"]),
+    # Links to the checkout's own files (a wheel holds copies): the column catalog the UI
+    # shows, the Dagster instance and workspace `retail` commands use.
+    package_data={"retail_assets": ["tables.md", "dagster.yaml", "workspace.yaml"]},
     python_requires=">=3.11,<3.13",
     # Ranges with floors, so a resolver can never backtrack into an old release. Dagster's
     # integrations are released in lockstep with the core (dagster-pyspark 0.29.N pins

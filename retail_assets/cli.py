@@ -17,6 +17,7 @@ from retail_assets.dev.replay import ReplayError
 from retail_assets.servers.supervisor import ServiceError
 from retail_assets.settings import (
     CHECKOUT_DIR,
+    PACKAGE_DIR,
     PROFILES,
     Settings,
     load_secrets,
@@ -96,7 +97,7 @@ def cmd_stream(args, settings: Settings) -> int:
 
     spark_connect.ensure(settings)
     kafka_broker.ensure(settings)
-    job = defs.resolve_job_def("app_events_job")
+    job = defs().resolve_job_def("app_events_job")
 
     cap = args.max_per_partition  # None: the asset's own default
     config = {} if cap is None else {"max_per_partition": cap}
@@ -186,7 +187,7 @@ def cmd_ui(args, settings: Settings) -> int:
     embedded servers its runs started (a server running before `retail ui` is left running)."""
     import subprocess
 
-    workspace = CHECKOUT_DIR / "workspace.yaml"
+    workspace = PACKAGE_DIR / "workspace.yaml"  # the checkout's, shipped in the package
     dagster = str(Path(sys.executable).with_name("dagster"))  # the venv's, PATH or not
     command = [dagster, "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
     from retail_assets.servers import stack

@@ -183,7 +183,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     dagster_home = settings.dagster_home
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
-    source = CHECKOUT_DIR / "dagster.yaml"
+    source = PACKAGE_DIR / "dagster.yaml"  # the checkout's, shipped in the package
     if settings.is_cluster and source.exists():
         wanted = source.read_text(encoding="utf-8") + CLUSTER_STORAGE.format(port=settings.pg_port)
         if config.is_symlink() or not config.exists() or config.read_text() != wanted:

@@ -1,7 +1,7 @@
 """One Spark Connect server and one RETAIL_HOME per test session, stopped even on failure.
 
-The environment is set before any retail_assets module is imported: settings (partitions,
-resources) are read from it at import time, as in production.
+The environment is set before any retail_assets module is imported, so every process the
+tests start (and every Definitions they build) reads the session's settings.
 """
 
 import os
@@ -90,14 +90,41 @@ def kafka(settings):
 
 
 @pytest.fixture(scope="session")
-def demo(spark, settings) -> str:
+def wheel(tmp_path_factory) -> Path:
+    """The package as a deployment installs it: a wheel built from a copy of this checkout's
+    files, installed (not editable) into a fresh venv whose dependencies are this venv's (a
+    .pth file names its site-packages; nothing is downloaded). The venv's folder, outside the
+    checkout: commands run from there do not see the checkout."""
+    import site
+    import sys
+
+    root = tmp_path_factory.mktemp("wheel")
+    source, built, venv = root / "source", root / "built", root / "venv"
+    leave_out = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "bench")
+    shutil.copytree(Path(__file__).resolve().parents[1], source, ignore=leave_out)
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", built, source],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    (deps,) = [Path(p) for p in site.getsitepackages() if Path(p, "dagster").exists()]
+    (venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+     / "project_dependencies.pth").write_text(f"{deps}\n")  # fmt: skip
+    (package,) = built.glob("retail_assets-*.whl")
+    subprocess.run([venv / "bin" / "python", "-m", "pip", "-q", "install", "--no-deps",
+                    "--ignore-installed", package], check=True, capture_output=True)  # fmt: skip
+    return venv
+
+
+@pytest.fixture(scope="session")
+def demo(spark, settings, wheel) -> str:
     """The session's one shared replay: `retail demo` on the session's home and default
     databases, three groups an hour apart from 22:00 (two ingest days; group2 re-delivers
-    group1), every check printed. Many modules read it (test_cli, test_catalog, test_warehouse,
-    test_outputs, test_cluster); its stdout."""
+    group1), every check printed. Run by the installed wheel's `retail`, from outside the
+    checkout: its hours are also the proof that an installed package runs. Many modules read
+    it (test_cli, test_catalog, test_warehouse, test_outputs, test_cluster); its stdout."""
     from retail_assets_tests.helpers import DEMO_ARGS, retail
 
-    result = retail("demo", *DEMO_ARGS)
+    result = retail("demo", *DEMO_ARGS, venv=wheel)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 

@@ -164,7 +164,7 @@ def last_attributes(rows, key, fields):
 
 def declared_columns(asset: str) -> list[tuple[str, str]]:
     """(name, type) of the columns the code location declares for `asset` (the UI's schema)."""
-    schema = defs.resolve_asset_graph().get(AssetKey(asset)).metadata["dagster/column_schema"]
+    schema = defs().resolve_asset_graph().get(AssetKey(asset)).metadata["dagster/column_schema"]
     return [(column.name, column.type) for column in schema.columns]
 
 
@@ -172,7 +172,7 @@ def written_columns(spark, storage: StorageResource, asset: str) -> list[tuple[s
     """(name, type) of the columns of `asset`'s table as Spark wrote it, in `storage`'s
     databases (the tests' own, where the code location names the default ones)."""
     database, table = (
-        defs.resolve_asset_graph().get(AssetKey(asset)).metadata["dagster/table_name"].split(".")
+        defs().resolve_asset_graph().get(AssetKey(asset)).metadata["dagster/table_name"].split(".")
     )
     ours = {StorageResource.model_fields[field].default: getattr(storage, field)
             for field in (LAKE_DB, DWH_DB)}  # fmt: skip
@@ -213,10 +213,11 @@ def demo_environment(settings) -> dict[str, str]:
 
 
 def retail(*args: str, env: dict | None = None, timeout: float = 900,
-           program: str = "retail_assets.cli"):  # fmt: skip
+           program: str = "retail_assets.cli", venv: Path | None = None):  # fmt: skip
     """The `retail` command (or another `python -m` program, such as dagster) as a user runs
-    it, in a process of its own."""
-    return subprocess.run([sys.executable, "-m", program, *args], env=env or dict(os.environ),
+    it, in a process of its own; with `venv`, that install's `retail`, run from its folder."""
+    command = [venv / "bin" / "retail"] if venv else [sys.executable, "-m", program]
+    return subprocess.run([*command, *args], env=env or dict(os.environ), cwd=venv,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from retail_assets.storage.resource import fail_orphaned_runs
 def hourly_pipeline():
     from retail_assets.definitions import defs
 
-    return defs.resolve_job_def("hourly_pipeline")
+    return defs().resolve_job_def("hourly_pipeline")
 
 
 if __name__ == "__main__":

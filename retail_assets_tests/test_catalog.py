@@ -18,7 +18,7 @@ TABLE_ASSETS = {  # every asset that is a metastore table
 
 
 def test_every_asset_has_an_owner_tags_and_every_table_its_name_and_described_columns():
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.owners == ["team:data-platform"], key
@@ -51,7 +51,7 @@ DEFINED_IN = {
 def test_each_assets_source_link_opens_its_own_definition():
     """The UI's "Open in editor" names the asset's module, at the first line of its function
     (decorators included), not the retry wrapper all assets run in."""
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     assert {key.path[0] for key in graph.get_all_asset_keys()} == set(DEFINED_IN)
     for key in graph.get_all_asset_keys():
         module, function = DEFINED_IN[key.path[0]]

@@ -1,5 +1,6 @@
 """The code location loads the way `dagster dev` and CI load it."""
 
+import json
 import os
 import subprocess
 import sys
@@ -29,25 +30,61 @@ def test_dg_check_defs_passes_and_says_nothing_else():
     assert (result.stdout + result.stderr).strip() == "All definitions loaded successfully."
 
 
-def test_the_definitions_import_with_no_environment_and_print_nothing(tmp_path):
-    """No RETAIL_* or DAGSTER_HOME needed to load the code location (the embedded defaults),
-    and users read a warning as something wrong: the chosen beta backfill policy stays quiet."""
-    result = subprocess.run(
-        [sys.executable, "-W", "default", "-c", "import retail_assets.definitions"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
-    )
+# Imports the definitions in a process that records every RETAIL_* variable the package reads
+# (not a library copying the whole environment for a subprocess) and every file opened; prints
+# them as JSON on its last line.
+WATCHED_IMPORT = """
+import json, os, sys
+read, opened = set(), set()
+def reader():
+    frame = sys._getframe(2)
+    while frame.f_globals.get("__name__") in ("os", "collections.abc", "_collections_abc"):
+        frame = frame.f_back
+    return frame.f_code.co_filename
+class Watched(os._Environ):
+    def __getitem__(self, key):
+        if key.startswith("RETAIL_") and "/retail_assets/" in reader():
+            read.add(key)
+        return super().__getitem__(key)
+os.environ.__class__ = Watched
+sys.addaudithook(lambda event, args: event == "open" and opened.add(str(args[0])))
+import retail_assets, retail_assets.definitions
+print(json.dumps({"package": retail_assets.__file__, "read": sorted(read),
+                  "opened": sorted(opened)}))
+"""
+
+
+def test_the_installed_wheel_imports_reading_nothing_and_printing_nothing(wheel, tmp_path):
+    """A deployment's install (a wheel, not editable, used from another folder, no RETAIL_*
+    or DAGSTER_HOME set): importing the definitions reads no setting and no file outside the
+    installed package and its dependencies (settings are read when the Definitions are
+    built), prints no warning (the chosen beta backfill policy stays quiet), and `retail
+    --help` works. The session's shared replay is run by this install (conftest `demo`)."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "RETAIL_HOME": str(tmp_path)}
+    python = wheel / "bin" / "python"
+    result = subprocess.run([python, "-W", "default", "-c", WATCHED_IMPORT], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr == ""
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert Path(seen["package"]).is_relative_to(wheel)
+    assert seen["read"] == []
+    # Opened outside the install, Python, this venv's dependencies and the system's data
+    # (e.g. the checkout's docs, the home's files): none.
+    allowed = [wheel, sys.base_prefix, sys.prefix, "/usr", "/etc", "/dev", "/proc"]
+    outside = [path for path in seen["opened"] if path.startswith("/") and
+               not any(Path(path).resolve().is_relative_to(p) for p in allowed)]  # fmt: skip
+    assert outside == []
+    shown = subprocess.run([wheel / "bin" / "retail", "--help"], capture_output=True, text=True,
+                           timeout=60, cwd=tmp_path, env=env)  # fmt: skip
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: retail"), shown.stderr
 
 
 def test_hourly_job_covers_the_batch_assets_and_the_sensor_launches_it():
-    job = defs.resolve_job_def("hourly_pipeline")
+    job = defs().resolve_job_def("hourly_pipeline")
     assets = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert {"raw_files", "silver_transactions", "insight_top_products", "b2b_daily_csv"} <= assets
-    sensor = defs.resolve_sensor_def("landing_sensor")
+    sensor = defs().resolve_sensor_def("landing_sensor")
     assert sensor.job_name == "hourly_pipeline"
 
 

@@ -236,13 +236,13 @@ def test_outputs_follow_facts_updated_outside_the_hourly_job():
     later = hour_of(key) + timedelta(hours=2)
     outputs = [AssetKey(name) for name in [*INSIGHTS, "b2b_daily_csv"]]
     with DagsterInstance.ephemeral() as instance:
-        first = evaluate_automation_conditions(defs, instance, evaluation_time=later)
+        first = evaluate_automation_conditions(defs(), instance, evaluation_time=later)
         assert first.total_requested == 0  # history is not re-run when automation starts
 
         for fact in ("fact_branch_sales", "fact_online_sales"):
             instance.report_runless_asset_event(AssetMaterialization(fact, partition=key))
         followed = evaluate_automation_conditions(
-            defs, instance, evaluation_time=later, cursor=first.cursor
+            defs(), instance, evaluation_time=later, cursor=first.cursor
         )
         assert {k: followed.get_requested_partitions(k) for k in outputs} == {
             k: {key} for k in outputs
@@ -252,7 +252,7 @@ def test_outputs_follow_facts_updated_outside_the_hourly_job():
         for output in outputs:
             instance.report_runless_asset_event(AssetMaterialization(output, partition=key))
         quiet = evaluate_automation_conditions(
-            defs, instance, evaluation_time=later, cursor=followed.cursor
+            defs(), instance, evaluation_time=later, cursor=followed.cursor
         )
         assert quiet.total_requested == 0
 

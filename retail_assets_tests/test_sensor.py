@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
+from retail_assets.definitions import defs
 from retail_assets.orchestration.sensors import RANGE_END, RANGE_START, SETTLE_S, landing_sensor
 from retail_assets.storage.resource import StorageResource
 from retail_assets_tests.helpers import write_group
 
 ARRIVAL = datetime(2025, 3, 4, 5, 42, tzinfo=UTC)
+DEFINITIONS = defs()  # the session's home: hours from RETAIL_PARTITIONS_START (2024)
 
 
 @pytest.fixture
@@ -27,7 +29,10 @@ def tick(storage, cursor=None):
     with (
         DagsterInstance.ephemeral() as instance,
         build_sensor_context(
-            cursor=cursor, resources={"storage": storage}, instance=instance
+            cursor=cursor,
+            resources={"storage": storage},
+            instance=instance,
+            definitions=DEFINITIONS,
         ) as context,
     ):
         return landing_sensor(context)

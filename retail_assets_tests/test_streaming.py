@@ -234,7 +234,7 @@ def test_sensor_requests_a_run_only_for_uncommitted_events(spark, settings, stre
         assert request.tags["retail/lane"] == "streaming"
         assert sensor_decision(stream, instance).run_key == request.run_key  # same offsets
 
-        job = defs.resolve_job_def(app_events_job.name)
+        job = defs().resolve_job_def(app_events_job.name)
         instance.create_run_for_job(job, status=DagsterRunStatus.STARTED)
         busy = sensor_decision(stream, instance)
         assert isinstance(busy, SkipReason) and "in flight" in busy.skip_message

@@ -2,7 +2,8 @@
 
 The columns are read from docs/tables.md, the one place they are described, so the UI and the
 docs cannot drift apart (retail_assets_tests/test_catalog.py compares both with the tables
-Spark wrote).
+Spark wrote). The package ships that file as `retail_assets/tables.md` (a link to it in the
+checkout, a copy in a wheel), so an installed package reads nothing outside itself.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from functools import cache
 
 from dagster import (
     AssetsDefinition,
+    AssetSpec,
     BetaWarning,
     CodeReferencesMetadataValue,
     LocalFileCodeReference,
@@ -22,10 +24,10 @@ from dagster import (
     TableSchema,
 )
 
-from retail_assets.settings import CHECKOUT_DIR, Settings
-from retail_assets.storage.resource import StorageResource, storage_resource
+from retail_assets.settings import PACKAGE_DIR
+from retail_assets.storage.resource import StorageResource
 
-TABLES_DOC = CHECKOUT_DIR / "docs" / "tables.md"
+TABLES_DOC = PACKAGE_DIR / "tables.md"
 OWNERS = ["team:data-platform"]
 
 LAKE_DB, DWH_DB = "lake_database", "warehouse_database"  # StorageResource's fields
@@ -58,17 +60,31 @@ def tags(layer: str, domain: str) -> dict[str, str]:
 
 
 def table_metadata(database: str, table: str, section: str | None = None) -> dict:
-    """Definition metadata of an asset that is a metastore table: its name as the code
-    location's storage names it, and its columns (documented under `section`, by default the
-    table's name in the default database)."""
-    name = f"{getattr(_storage(), database)}.{table}"
-    section = section or f"{StorageResource.model_fields[database].default}.{table}"
-    return {"dagster/table_name": name, "dagster/column_schema": column_schema(section)}
+    """Definition metadata of an asset that is a metastore table: its name in the default
+    database (`in_databases_of` renames it for a deployment's own) and its columns (documented
+    under `section`, by default that name)."""
+    name = f"{StorageResource.model_fields[database].default}.{table}"
+    return {"dagster/table_name": name, "dagster/column_schema": column_schema(section or name)}
 
 
-@cache
-def _storage() -> StorageResource:
-    return storage_resource(Settings.from_env())
+def in_databases_of(storage: StorageResource):
+    """A spec mapper: the table an asset names, in the databases `storage` writes to (a
+    deployment may rename them; the names are resolved when the Definitions are built)."""
+    renamed = {
+        StorageResource.model_fields[field].default: getattr(storage, field)
+        for field in (LAKE_DB, DWH_DB)
+    }
+
+    def rename(spec: AssetSpec) -> AssetSpec:
+        name = spec.metadata.get("dagster/table_name")
+        if name is None:
+            return spec
+        database, table = name.split(".", 1)
+        return spec.replace_attributes(
+            metadata={**spec.metadata, "dagster/table_name": f"{renamed[database]}.{table}"}
+        )
+
+    return rename
 
 
 def column_schema(section: str) -> TableSchema:

@@ -6,6 +6,7 @@ import warnings
 
 from dagster import (
     AssetDep,
+    AssetSpec,
     BackfillPolicy,
     BetaWarning,
     HourlyPartitionsDefinition,
@@ -15,13 +16,33 @@ from dagster import (
 )
 
 from retail_assets.assets.retries import retried
-from retail_assets.settings import Settings
 
-# end_offset=1: the current hour is a partition already, so a group is ingested on arrival
-# rather than when its hour ends.
-hourly_partitions = HourlyPartitionsDefinition(
-    start_date=Settings.from_env().partitions_start, end_offset=1, timezone="UTC"
-)
+# The assets are declared on hours from here; the Definitions of a home start them where its
+# data starts (`starting_at`, with settings.partitions_start), when they are built: importing
+# the code reads no setting.
+CODE_START = "2020-01-01-00:00"
+
+
+def hours_from(start: str) -> HourlyPartitionsDefinition:
+    """The hourly partitions from `start` (YYYY-MM-DD-HH:MM, UTC). end_offset=1: the current
+    hour is a partition already, so a group is ingested on arrival, not when its hour ends."""
+    return HourlyPartitionsDefinition(start_date=start, end_offset=1, timezone="UTC")
+
+
+hourly_partitions = hours_from(CODE_START)
+
+
+def starting_at(start: str):
+    """A spec mapper: an hourly asset's partitions from `start` (a home's first hour)."""
+    partitions = hours_from(start)
+
+    def restart(spec: AssetSpec) -> AssetSpec:
+        if spec.partitions_def is None:
+            return spec
+        return spec.replace_attributes(partitions_def=partitions)
+
+    return restart
+
 
 # Hours apply in order: an asset that carries state (the ids seen, a dimension's versions)
 # depends on its own previous hour, so a change to an hour marks the later ones stale.

@@ -135,14 +135,10 @@ class HourRun:
 
 
 def run_hour(
-    key: str, instance: DagsterInstance, definitions: Definitions | None = None, last: str = ""
+    key: str, instance: DagsterInstance, definitions: Definitions, last: str = ""
 ) -> HourRun:
-    """Materialize every batch asset for hour `key` (through `last`: the range in one run, a
-    single-run backfill); success, printable lines, step times. `definitions`: the project's
-    unless given (benchmarks run the same assets on their own tables)."""
-    if definitions is None:
-        from retail_assets.definitions import defs as definitions
-
+    """Materialize every batch asset of `definitions` for hour `key` (through `last`: the range
+    in one run, a single-run backfill); success, printable lines, step times."""
     job = definitions.resolve_job_def("hourly_pipeline")
     span = {"partition_key": key} if not last else {"tags": {RANGE_START: key, RANGE_END: last}}
     began = time.monotonic()
@@ -206,6 +202,8 @@ def replay(
     hour whose group is in and whose last run ended well is skipped unless `rerun`: the same
     command after a crash finishes what was interrupted. A group landed before keeps the hour
     it landed in (`retail demo` run again on a later day computes a later start)."""
+    from retail_assets.definitions import defs  # loads Dagster's assets: only when replaying
+
     groups = source_groups(source_dir, group_names, skip_incomplete, say)
     settings = Settings.from_env()
     try:  # before the definitions load: their partitions start there
@@ -214,6 +212,7 @@ def replay(
         raise ReplayError(str(error)) from None
     instance = open_instance()
     storage = storage_resource(settings)
+    definitions = defs()  # built on the start just recorded
     start, runs = hour_of(start_key), []
     for index, group in enumerate(groups):
         arrival = start + timedelta(hours=index)
@@ -229,7 +228,7 @@ def replay(
             say(f"{landed.name} landed before, in {key}; running that hour")
         began = datetime.now()
         say(f"[{index + 1}/{len(groups)}] {key}  {landed.name}")
-        run = run_hour(key, instance)
+        run = run_hour(key, instance, definitions)
         for line in run.lines:
             say(line)
         seconds = (datetime.now() - began).total_seconds()

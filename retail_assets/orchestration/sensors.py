@@ -8,6 +8,7 @@ from confluent_kafka import KafkaException
 from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
+    PartitionsDefinition,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -17,7 +18,6 @@ from dagster import (
     sensor,
 )
 
-from retail_assets.assets.partitions import hourly_partitions
 from retail_assets.assets.streaming import EVENTS
 from retail_assets.orchestration.jobs import RANGE_END, RANGE_START, app_events_job, hourly_pipeline
 from retail_assets.resources import KafkaResource
@@ -32,12 +32,12 @@ from retail_assets.streaming.kafka_source import behind_checkpoint
 SETTLE_S = 60
 
 
-def quiet_hours(last_hour: str | None, key: str) -> list[str]:
-    """The hours strictly between the last requested hour and `key` (none before the first)."""
+def quiet_hours(hours: PartitionsDefinition, last_hour: str | None, key: str) -> list[str]:
+    """The `hours` strictly between the last requested hour and `key` (none before the first)."""
     if last_hour is None or last_hour >= key:
         return []
     window = TimeWindow(hour_of(last_hour) + timedelta(hours=1), hour_of(key))
-    return hourly_partitions.get_partition_keys_in_time_window(window)
+    return hours.get_partition_keys_in_time_window(window)
 
 
 @sensor(
@@ -57,6 +57,7 @@ def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -
     hour is materialized and a change to an hour marks all later ones stale.
     """
     cursor = json.loads(context.cursor or "{}")
+    hours = context.repository_def.get_job(hourly_pipeline.name).partitions_def  # the home's
     pending: dict[str, str] = cursor.get("pending", {})
     last_hour: str | None = cursor.get("last_hour")
     notes, by_hour = [], {}
@@ -88,7 +89,7 @@ def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -
                 f"still for {SETTLE_S}s (a file may still be being written)"
             )
             continue
-        if not hourly_partitions.has_partition_key(group.partition_key):
+        if not hours.has_partition_key(group.partition_key):
             notes.append(
                 f"{group.name} arrived at {group.arrived_at:%Y-%m-%d %H:%M} UTC, "
                 "outside the partitions (check RETAIL_PARTITIONS_START / the clock)"
@@ -97,7 +98,7 @@ def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -
         by_hour.setdefault(group.partition_key, []).append(group)
     requests = []
     for key, hour_groups in sorted(by_hour.items()):
-        quiet = quiet_hours(last_hour, key)
+        quiet = quiet_hours(hours, last_hour, key)
         if quiet:
             requests.append(
                 RunRequest(
