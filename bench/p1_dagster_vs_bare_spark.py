@@ -22,12 +22,8 @@ def bare_hour(spark, storage, key: str) -> dict[str, float]:
     from retail_assets.assets.insights import snapshots_written
     from retail_assets.assets.raw import ingest_hour
     from retail_assets.assets.silver import write_new_transactions, write_silver
-    from retail_assets.assets.warehouse import (
-        SCD_DIMENSIONS,
-        write_changes,
-        write_dates,
-        write_facts,
-    )
+    from retail_assets.assets.warehouse.inputs import SCD_DIMENSIONS
+    from retail_assets.assets.warehouse.loads import write_changes, write_dates, write_facts
     from retail_assets.storage.hours import hour_values
     from retail_assets.transforms.insights import INSIGHTS
 

@@ -16,15 +16,16 @@ from retail_assets.assets.partitions import starting_at
 from retail_assets.assets.raw import raw_files
 from retail_assets.assets.silver import new_transactions, silver_transactions
 from retail_assets.assets.streaming import app_events
-from retail_assets.assets.warehouse import (
+from retail_assets.assets.warehouse.dimensions import (
     dim_branch,
     dim_customer,
     dim_date,
     dim_product,
     dim_sales_agent,
-    sales_facts,
 )
+from retail_assets.assets.warehouse.facts import sales_facts
 from retail_assets.orchestration.jobs import app_events_job, hourly_pipeline
+from retail_assets.orchestration.runs import coordinated
 from retail_assets.orchestration.sensors import kafka_sensor, landing_sensor, orphaned_runs
 from retail_assets.resources import kafka_resource, spark_resource
 from retail_assets.settings import Settings
@@ -59,7 +60,7 @@ def batch_definitions(storage: StorageResource, settings: Settings | None = None
     return Definitions(
         assets=for_home(BATCH_ASSETS, settings, storage),
         jobs=[hourly_pipeline],
-        resources={"spark": spark_resource(settings), "storage": storage},
+        resources={"spark": spark_resource(settings), "storage": coordinated(storage)},
         executor=in_process_executor,
     )
 
@@ -75,7 +76,7 @@ def defs() -> Definitions:
         sensors=[landing_sensor, outputs_automation, kafka_sensor, orphaned_runs],
         resources={
             "spark": spark_resource(settings),
-            "storage": storage,
+            "storage": coordinated(storage),
             "kafka": kafka_resource(settings),
         },
         # Spark does the heavy lifting on its server; steps in one process share one client

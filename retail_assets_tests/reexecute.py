@@ -12,7 +12,7 @@ from dagster import (
     reconstructable,
 )
 
-from retail_assets.storage.resource import fail_orphaned_runs
+from retail_assets.orchestration.runs import fail_orphaned_runs
 
 
 def hourly_pipeline():

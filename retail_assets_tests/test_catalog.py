@@ -35,11 +35,11 @@ DEFINED_IN = {
     "raw_files": ("raw", "raw_files"),
     "silver_transactions": ("silver", "silver_transactions"),
     "new_transactions": ("silver", "new_transactions"),
-    **{f"dim_{n}": ("warehouse", "_dimension")
+    **{f"dim_{n}": ("warehouse/dimensions", "_dimension")
        for n in ("customer", "product", "branch", "sales_agent")},
-    "dim_date": ("warehouse", "dim_date"),
-    "fact_branch_sales": ("warehouse", "sales_facts"),
-    "fact_online_sales": ("warehouse", "sales_facts"),
+    "dim_date": ("warehouse/dimensions", "dim_date"),
+    "fact_branch_sales": ("warehouse/facts", "sales_facts"),
+    "fact_online_sales": ("warehouse/facts", "sales_facts"),
     **{name: ("insights", "marketing_insights") for name in (
         "insight_top_products", "insight_top_offers", "insight_offers_per_product",
         "insight_lowest_online_cities")},

@@ -20,12 +20,12 @@ from dagster._core.test_utils import create_run_for_test
 from pyspark.errors import RetriesExceeded
 
 from retail_assets.assets.retries import final_unless_transient, server_away
+from retail_assets.orchestration.runs import fail_orphaned_runs
 from retail_assets.orchestration.sensors import orphaned_runs
+from retail_assets.orchestration.workers import WORKER_TAG, worker
+from retail_assets.orchestration.writer_lock import LockTimeout, writer_lock
 from retail_assets.resources import ClientRetries, KafkaResource, SparkResource
 from retail_assets.servers.spark_connect import LocalSparkServer
-from retail_assets.storage.resource import fail_orphaned_runs
-from retail_assets.storage.workers import WORKER_TAG, worker
-from retail_assets.storage.writer_lock import LockTimeout, writer_lock
 from retail_assets_tests.helpers import messages
 
 SPARK_GONE = RetriesExceeded(errorClass="RETRIES_EXCEEDED", messageParameters={})

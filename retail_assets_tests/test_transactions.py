@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
+from retail_assets.transforms import source_records as R
 from retail_assets.transforms import transactions as T
 from retail_assets_tests.helpers import HEADERS
 
@@ -31,7 +32,7 @@ def offline(tid="1", offers=",,,,", units="2", price="10.00", date=None):
 def clean(spark, *lines, header=HEADER):
     rows = [("f.csv", 1, header)] + [("f.csv", i, line) for i, line in enumerate(lines, 2)]
     numbered = spark.createDataFrame(rows, "source_file string, source_line long, raw_line string")
-    parsed = T.parse_lines(T.join_quoted_lines(numbered), header)
+    parsed = R.parse_lines(R.join_quoted_lines(numbered), header)
     return T.clean_transactions(parsed.withColumn("received_on", F.lit(RECEIVED_ON)))
 
 
@@ -137,7 +138,7 @@ def test_columns_matched_by_header_name_not_position(spark):
 def test_unknown_extra_column_is_ignored(spark):
     row = clean(spark, offline() + ",,gold", header=HEADER + ",loyalty_tier").collect()[0]
     assert row.reason is None
-    assert T.header_layout(HEADER + ",loyalty_tier").unknown == ("loyalty_tier",)
+    assert R.header_layout(HEADER + ",loyalty_tier").unknown == ("loyalty_tier",)
 
 
 def test_number_lines_across_splits(spark, tmp_path):
@@ -148,15 +149,15 @@ def test_number_lines_across_splits(spark, tmp_path):
     try:
         lines = spark.read.text(str(path))
         assert lines.select(F.spark_partition_id()).distinct().count() > 1  # really split
-        pairs = {(r.source_line, r.raw_line) for r in T.number_lines(lines).collect()}
+        pairs = {(r.source_line, r.raw_line) for r in R.number_lines(lines).collect()}
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
     assert pairs == {(i, f"line{i}") for i in range(1, 2001)}
 
 
 def read_records(spark, path):
-    numbered = T.number_lines(spark.read.text(str(path)))
-    return T.join_quoted_lines(numbered).orderBy("source_line").collect()
+    numbered = R.number_lines(spark.read.text(str(path)))
+    return R.join_quoted_lines(numbered).orderBy("source_line").collect()
 
 
 def test_quoted_comma_quote_and_line_break_stay_in_one_record(spark, tmp_path):
@@ -172,8 +173,8 @@ def test_quoted_comma_quote_and_line_break_stay_in_one_record(spark, tmp_path):
     spark.conf.set("spark.sql.files.maxPartitionBytes", "2000")
     try:
         records = read_records(spark, path)
-        parsed = T.parse_lines(
-            T.join_quoted_lines(T.number_lines(spark.read.text(str(path)))),
+        parsed = R.parse_lines(
+            R.join_quoted_lines(R.number_lines(spark.read.text(str(path)))),
             "h1,h2,h3",
             {"h1": ("h1",), "h2": ("h2",), "h3": ("h3",)},
         )
@@ -215,11 +216,11 @@ def test_unclosed_quote_is_quarantined_whole_never_loaded_in_part(spark):
 
 def test_record_longer_than_the_limit_is_unbalanced(spark):
     stray = offline(tid="1").replace("Phone", 'Phone 6"')
-    lines = [stray] + [offline(tid=str(i)) for i in range(2, T.MAX_RECORD_LINES + 2)] + [stray]
+    lines = [stray] + [offline(tid=str(i)) for i in range(2, R.MAX_RECORD_LINES + 2)] + [stray]
     cleaned = clean(spark, *lines)
     reasons = {r.reason for r in cleaned.collect()}
     assert cleaned.count() == 1 and reasons == {"unbalanced_quotes"}
-    assert clean(spark, *lines[: T.MAX_RECORD_LINES - 1], stray).count() == 1  # joined, within
+    assert clean(spark, *lines[: R.MAX_RECORD_LINES - 1], stray).count() == 1  # joined, within
 
 
 # ---------------------------------------------------------------- quarantine reasons
@@ -266,7 +267,7 @@ def test_missing_required_column_quarantines_every_row(spark):
     line = offline().replace(",2,10.00,", ",10.00,")
     rows = clean(spark, line, header=header).select("reason").collect()
     assert [r.reason for r in rows] == ["missing_columns"]
-    assert T.header_layout(header).missing == ("units",)
+    assert R.header_layout(header).missing == ("units",)
 
 
 def test_silver_and_quarantine_split_every_row_once(spark):
@@ -303,5 +304,5 @@ def test_branch_and_agent_rows_that_cannot_be_read_announce_nothing(spark):
     lines = [header, "a1,Ana Diaz,2020-1-2", "a2,Jos\ufffd Ruiz,2020-1-2", 'a3,"Lee,2020-1-2']
     rows = [("f.csv", i, line) for i, line in enumerate(lines, 1)]
     numbered = spark.createDataFrame(rows, "source_file string, source_line long, raw_line string")
-    parsed = T.parse_lines(T.join_quoted_lines(numbered), header, T.AGENT_FIELDS)
+    parsed = R.parse_lines(R.join_quoted_lines(numbered), header, R.AGENT_FIELDS)
     assert [r.sales_agent_id for r in agent_attributes(parsed).collect()] == ["a1"]

@@ -21,7 +21,7 @@ from retail_assets.assets.automation import follows_new_facts
 from retail_assets.assets.catalog import OWNERS, column_schema, tags, written
 from retail_assets.assets.metadata import as_json, bar_chart, markdown_table
 from retail_assets.assets.partitions import hourly_asset
-from retail_assets.assets.warehouse import versions_through
+from retail_assets.assets.warehouse.loads import versions_through
 from retail_assets.resources import SparkResource
 from retail_assets.storage.hours import hour_values, key_at
 from retail_assets.storage.resource import StorageResource

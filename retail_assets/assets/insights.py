@@ -24,7 +24,7 @@ from retail_assets.assets.automation import follows_new_facts
 from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
 from retail_assets.assets.metadata import all_rows, as_json, bar_chart, markdown_table, one_row
 from retail_assets.assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
-from retail_assets.assets.warehouse import fact_tables, versions_through
+from retail_assets.assets.warehouse.loads import fact_tables, versions_through
 from retail_assets.resources import SparkResource
 from retail_assets.storage.hours import hour_of, previous_key
 from retail_assets.storage.resource import StorageResource

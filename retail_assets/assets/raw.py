@@ -23,7 +23,7 @@ from retail_assets.assets.metadata import markdown_table
 from retail_assets.assets.partitions import hourly_asset
 from retail_assets.storage.landing import FILE_KINDS, LandedGroup, scan_landing
 from retail_assets.storage.resource import StorageResource
-from retail_assets.transforms.transactions import (
+from retail_assets.transforms.source_records import (
     file_problems,
     join_quoted_lines,
     number_lines,

@@ -18,13 +18,8 @@ from retail_assets.assets.raw import raw_files, read_raw
 from retail_assets.resources import SparkResource
 from retail_assets.storage.resource import StorageResource, raw_rows
 from retail_assets.transforms import reconcile
-from retail_assets.transforms.transactions import (
-    SOURCE_FIELDS,
-    clean_transactions,
-    header_layout,
-    quarantine_rows,
-    silver_rows,
-)
+from retail_assets.transforms.source_records import SOURCE_FIELDS, header_layout
+from retail_assets.transforms.transactions import clean_transactions, quarantine_rows, silver_rows
 from retail_assets.transforms.warehouse import first_arrivals
 
 ROWS_USABLE = "rows_usable"

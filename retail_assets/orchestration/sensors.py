@@ -20,11 +20,12 @@ from dagster import (
 
 from retail_assets.assets.streaming import EVENTS
 from retail_assets.orchestration.jobs import RANGE_END, RANGE_START, app_events_job, hourly_pipeline
+from retail_assets.orchestration.runs import fail_orphaned_runs
 from retail_assets.resources import KafkaResource
 from retail_assets.storage.checkpoints import lag, position
 from retail_assets.storage.hours import hour_of
 from retail_assets.storage.landing import scan_landing
-from retail_assets.storage.resource import StorageResource, fail_orphaned_runs
+from retail_assets.storage.resource import StorageResource
 from retail_assets.streaming.kafka_source import behind_checkpoint
 
 # A group is requested once none of its files changed for this long: a file still being

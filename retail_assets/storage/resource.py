@@ -14,18 +14,9 @@ exports. Assets, sensors, the replay and the benchmarks ask it; none of them bui
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
-from dagster import (
-    ConfigurableResource,
-    DagsterInstance,
-    DagsterRunStatus,
-    InitResourceContext,
-    RunsFilter,
-)
+from dagster import ConfigurableResource
 
 from retail_assets.settings import Settings, env_fields
 from retail_assets.storage.checkpoints import Commit, last_commit
@@ -36,8 +27,6 @@ from retail_assets.storage.landing import LandedGroup
 from retail_assets.storage.seen import SeenIndex
 from retail_assets.storage.stream import StreamTable
 from retail_assets.storage.tables import HourlyTable
-from retail_assets.storage.workers import WORKER_TAG, pid_of, worker, worker_gone
-from retail_assets.storage.writer_lock import BATCH_LOCK, STREAM_LOCK, writer_lock
 
 RAW = "raw"
 MANIFEST = "_manifest.json"
@@ -49,50 +38,15 @@ def raw_rows(files: list[tuple[str, dict]]) -> int:
     return sum(entry["rows"] for _, entry in files)
 
 
-def fail_orphaned_runs(instance: DagsterInstance) -> list[str]:
-    """Mark failed every STARTED run whose worker on this host has ended; their ids."""
-    failed = []
-    for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED])):
-        run = record.dagster_run
-        found = run.tags.get(WORKER_TAG)
-        if found and worker_gone(found):
-            instance.report_run_failed(
-                run,
-                f"The run's worker (pid {pid_of(found)}) ended without ending the run: it was "
-                "killed or crashed. Nothing it left half-written is visible; re-execute the run "
-                "(from failure in the UI) or run the same command again.",
-            )
-            failed.append(run.run_id)
-    return failed
-
-
 class StorageResource(ConfigurableResource):
-    """Where files are: the landing folder (local), the lake (local, hdfs:// or s3a://), exports."""
+    """Where files are: the landing folder (local), the lake (local, hdfs:// or s3a://), exports.
+    The project's runs use it as orchestration/runs.CoordinatedStorage (one writer at a time)."""
 
     landing_dir: str
     lake_root: str
     exports_dir: str
     lake_database: str = "retail_lake"  # silver, quarantine
     warehouse_database: str = "retail_dwh"  # dimensions, facts, insights, app events
-
-    @contextlib.contextmanager
-    def yield_for_execution(self, context: InitResourceContext) -> Iterator[StorageResource]:
-        """A run holds its lane's writer lock (storage/writer_lock.py) for the whole run, and
-        once it holds it fails the runs a killed worker left STARTED (fail_orphaned_runs).
-        A stream pass writes only the stream's tables: its lock is its own, so it goes beside
-        the hourly runs, never beside another pass. A sensor (no run) only reads."""
-        run, instance = context.dagster_run, context.instance
-        if run is None or instance is None:
-            yield self
-            return
-        instance.add_run_tags(run.run_id, {WORKER_TAG: worker(os.getpid())})
-        streaming = run.tags.get("retail/lane") == "streaming"
-        lock = STREAM_LOCK if streaming else BATCH_LOCK
-        holder = f"run {run.run_id[:8]} of {run.job_name}"
-        with writer_lock(self.landing_dir_path, holder, say=context.log.info, name=lock):
-            for orphan in fail_orphaned_runs(instance):
-                context.log.warning(f"run {orphan} was left STARTED by a killed worker: failed")
-            yield self
 
     @property
     def lake(self) -> Lake:

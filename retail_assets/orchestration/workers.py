@@ -5,7 +5,7 @@ The code server already does this for the runs it launches (the UI's, the sensor
 watches the runs that `retail replay` and `retail stream` execute in their own process: a
 killed one would stay STARTED for ever. So every run records its worker (host, pid and the
 process's start time, so that a reused pid is not taken for it), and any STARTED run whose
-worker is gone is failed (`StorageResource`'s `fail_orphaned_runs`) by the next batch run
+worker is gone is failed (`runs.fail_orphaned_runs`) by the next batch run
 once it holds the writer lock, and by the `orphaned_runs` sensor every minute.
 """
 

@@ -1,0 +1,144 @@
+"""The warehouse's checks: each table's check figures in one aggregate read of what was
+stored, and the verdicts. The checks read the stored rows, never the pipeline's own functions
+(a check that called them could not fail)."""
+
+from dagster import AssetCheckResult, AssetKey
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from retail_assets.assets.metadata import all_rows, one_row
+from retail_assets.assets.warehouse.loads import FACTS, change_table, state_table
+from retail_assets.storage.resource import StorageResource
+from retail_assets.transforms.warehouse import Dimension, fact_keys
+
+UNIQUE_KEYS = "unique_surrogate_keys"
+ONE_CURRENT = "one_current_row_per_natural_key"
+PREVIEW_ROWS = 10  # change records shown with each materialization
+
+
+def dimension_stats(
+    spark: SparkSession,
+    storage: StorageResource,
+    dimension: Dimension,
+    keys: list[str],
+    before: DataFrame | None,
+) -> dict:
+    """What the hours `keys` changed (counts, and the newest change records), and the counts
+    behind the checks, in one Spark job.
+
+    The checks read the change records and the state, not the versions SQL the view uses:
+    through it (a row per surrogate key, current = no later version) both would hold by
+    construction. Their cost is the state's size plus the run's changes, not history's.
+    """
+    key = dimension.natural_key
+    after = state_table(storage, dimension).hour(spark, keys[-1])  # newest record per key
+    before = before if before is not None else after.limit(0)
+    changes = change_table(storage, dimension).hours_of(spark, keys)
+    first_version = F.col("valid_from_hour") == F.col("recorded_hour")  # else: a completion
+    newest = changes.orderBy(F.desc("recorded_hour"), "surrogate_key").limit(PREVIEW_ROWS)
+    known = before.select("surrogate_key", key).unionByName(changes.select("surrogate_key", key))
+    reused = changes.where(first_version).join(before, "surrogate_key", "left_semi")
+    latest = after.withColumn("_latest", F.max("valid_from_hour").over(Window.partitionBy(key)))
+    latest = latest.where(F.col("valid_from_hour") == F.col("_latest"))
+    return one_row(
+        all_rows(newest, "newest_changes"),
+        changes.agg(
+            F.count(F.when(first_version & ~F.col("is_inferred"), 1)).alias("new_versions"),
+            F.count(F.when(first_version & F.col("is_inferred"), 1)).alias("inferred_members"),
+            F.count(F.when(~first_version, 1)).alias("completed_inferred"),
+        ),
+        after.agg(F.count("*").alias("versions"), F.countDistinct(key).alias("entities")),
+        known.agg(
+            F.countDistinct("surrogate_key").alias("keys"),
+            F.countDistinct("surrogate_key", key).alias("key_entity_pairs"),
+        ),
+        reused.agg(F.count("*").alias("reused_keys")),
+        latest.agg(F.count("*").alias("current")),
+    )
+
+
+def dimension_checks(stats: dict) -> list[AssetCheckResult]:
+    return [
+        AssetCheckResult(
+            check_name=UNIQUE_KEYS,
+            passed=stats["keys"] == stats["key_entity_pairs"] and stats["reused_keys"] == 0,
+            description="no surrogate key names two entities; a new version takes a new key",
+            metadata={
+                "surrogate_keys": stats["keys"],
+                "key_entity_pairs": stats["key_entity_pairs"],
+                "new_versions_on_an_earlier_key": stats["reused_keys"],
+            },
+        ),
+        AssetCheckResult(
+            check_name=ONE_CURRENT,
+            passed=stats["current"] == stats["entities"],
+            description="each natural key has one version starting at its latest valid_from_hour",
+            metadata={"natural_keys": stats["entities"], "latest_versions": stats["current"]},
+        ),
+    ]
+
+
+UNIQUE_DATE_KEYS = "unique_date_keys"
+
+
+def date_stats(spark: SparkSession, storage: StorageResource, keys: list[str]) -> dict:
+    """dim_date's figures in one job: the rows the hours `keys` added, read against the index
+    as it was before them (the index alone is distinct by construction), and its size. Dates
+    are few: no history is listed."""
+    added = storage.warehouse_table("dim_date").hours_of(spark, keys)
+    seen = storage.seen_dates()
+    earlier = seen.before(spark, keys[0])
+    repeated = added.join(earlier, "date", "left_semi") if earlier is not None else added.limit(0)
+    return one_row(
+        added.agg(F.count("*").alias("added"), F.countDistinct("date").alias("added_keys")),
+        repeated.agg(F.count("*").alias("repeated")),
+        seen.before(spark, keys[-1], through=True).agg(F.count("*").alias("rows")),
+    )
+
+
+def date_check(stats: dict) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=UNIQUE_DATE_KEYS,
+        passed=stats["added"] == stats["added_keys"] and stats["repeated"] == 0,
+        description="the run's dates are distinct and none was in dim_date before",
+        metadata={
+            "dates_added": stats["added"],
+            "distinct_dates_added": stats["added_keys"],
+            "added_before": stats["repeated"],
+        },
+    )
+
+
+KEYS_PRESENT = "every_row_has_its_keys"
+PRICE_RULE = "total_paid_price_follows_the_rule"
+
+
+# The price rule (docs/rules.md §2.4) once more, on purpose: in SQL and in another order of
+# exact decimal operations. A check that called the pipeline's own function could not fail.
+PRICE_RULE_SQL = "round(units * unit_price * (100 - discount_perc) / 100, 2)"
+
+
+def fact_check_counts(name: str, rows: DataFrame) -> DataFrame:
+    """One row: `name`'s rows missing a key, and rows off the price rule."""
+    missing_key = F.lit(False)
+    for column in fact_keys(FACTS[name]):
+        missing_key = missing_key | F.col(column).isNull()
+    off_rule = ~F.col("total_paid_price").eqNullSafe(F.expr(PRICE_RULE_SQL))
+    return rows.agg(
+        F.sum(missing_key.cast("int")).alias(f"{name}.missing"),
+        F.sum(off_rule.cast("int")).alias(f"{name}.off"),
+    )
+
+
+def fact_checks(name: str, stats: dict) -> list[AssetCheckResult]:
+    missing, off = stats[f"{name}.missing"] or 0, stats[f"{name}.off"] or 0
+    return [
+        AssetCheckResult(
+            asset_key=AssetKey(name), check_name=KEYS_PRESENT, passed=not missing,
+            metadata={"rows_missing_a_key": missing},
+        ),
+        AssetCheckResult(
+            asset_key=AssetKey(name), check_name=PRICE_RULE, passed=not off,
+            metadata={"rows_off_the_rule": off},
+        ),
+    ]  # fmt: skip

@@ -1,0 +1,98 @@
+"""The two facts, fact_branch_sales and fact_online_sales, written from one keyed frame."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+)
+
+from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
+from retail_assets.assets.metadata import markdown_table, one_row
+from retail_assets.assets.partitions import hourly_multi_asset, hourly_partitions
+from retail_assets.assets.silver import new_transactions, silver_transactions
+from retail_assets.assets.warehouse.checks import (
+    KEYS_PRESENT,
+    PRICE_RULE,
+    fact_check_counts,
+    fact_checks,
+)
+from retail_assets.assets.warehouse.dimensions import (
+    dim_branch,
+    dim_customer,
+    dim_date,
+    dim_product,
+    dim_sales_agent,
+)
+from retail_assets.assets.warehouse.loads import FACTS, fact_tables, write_facts
+from retail_assets.assets.warehouse.reconciliation import reconcile_hour
+from retail_assets.resources import SparkResource
+from retail_assets.storage.resource import StorageResource
+from retail_assets.transforms import reconcile
+
+
+@hourly_multi_asset(
+    specs=[
+        AssetSpec(
+            name,
+            partitions_def=hourly_partitions,
+            deps=[new_transactions, silver_transactions, dim_date, dim_customer, dim_product]
+            + ([] if online else [dim_branch, dim_sales_agent]),
+            group_name="warehouse",
+            kinds={"spark", "hive"},
+            owners=OWNERS,
+            tags=tags("warehouse", "sales"),
+            metadata=table_metadata(DWH_DB, name),
+            description=(
+                f"retail_dwh.{name}: {'online' if online else 'offline (branch)'} sales, "
+                "by ingest hour; closed months compacted by transaction_month."
+            ),
+        )
+        for name, online in FACTS.items()
+    ],
+    check_specs=[
+        AssetCheckSpec(check, asset=name, blocking=check == KEYS_PRESENT)
+        for name in FACTS
+        for check in (KEYS_PRESENT, PRICE_RULE)
+    ]
+    + [
+        AssetCheckSpec(
+            reconcile.CHECK,
+            asset="fact_branch_sales",
+            description="both facts + duplicates + quarantined = raw rows, every hour",
+            blocking=True,  # the outputs are not built from facts that lost or doubled rows
+        )
+    ],
+)
+def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: StorageResource):
+    """Both facts from one keyed frame: each new transaction with the surrogate keys of the
+    dimension versions current at its load hour."""
+    session, keys = spark.spark_session, context.partition_keys
+    tables = fact_tables(storage)
+    hours = []
+    for key in keys:
+        write_facts(session, storage, key)
+        hours.append(reconcile_hour(session, storage, key, tables))
+    unbalanced = [h["hour"] for h in hours if not h["balanced"]]
+    stats = one_row(*[fact_check_counts(n, t.hours_of(session, keys)) for n, t in tables.items()])
+    for name, table in tables.items():
+        reconciled = [
+            AssetCheckResult(
+                asset_key=AssetKey(name),
+                check_name=reconcile.CHECK,
+                passed=not unbalanced,
+                metadata={"unbalanced_hours": MetadataValue.json(unbalanced)},
+            )
+        ]
+        yield MaterializeResult(
+            asset_key=name,
+            metadata={
+                **written(table.name, partition_rows=sum(h[name] for h in hours)),
+                "hours": markdown_table(hours, limit=48),
+            },
+            check_results=fact_checks(name, stats)
+            + (reconciled if name == "fact_branch_sales" else []),
+        )
