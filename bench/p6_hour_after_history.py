@@ -41,8 +41,8 @@ FIXED = ("dim_product_changes", "dim_branch_changes", "dim_sales_agent_changes",
 def tables(storage) -> list:
     """Every hourly table one hour of the pipeline writes."""
     from retail_assets.assets.insights import INSIGHTS
-    from retail_assets.assets.warehouse.inputs import SCD_DIMENSIONS
-    from retail_assets.assets.warehouse.loads import FACTS
+    from retail_assets.loads.facts import FACTS
+    from retail_assets.loads.inputs import SCD_DIMENSIONS
 
     lake = [storage.lake_table(layer, name) for layer, name in
             (("silver", "transactions"), ("quarantine", "transactions"),
@@ -56,8 +56,8 @@ def tables(storage) -> list:
 def seed_states(spark, storage, key: str) -> None:
     """Each dimension's state at hour `key`, from every change record through it (what the
     hour after `key` reads; older states are not kept)."""
-    from retail_assets.assets.warehouse.inputs import SCD_DIMENSIONS
-    from retail_assets.assets.warehouse.loads import change_table, state_table
+    from retail_assets.loads.dimensions import change_table, state_table
+    from retail_assets.loads.inputs import SCD_DIMENSIONS
     from retail_assets.storage.tables import HOUR_COLUMNS
     from retail_assets.transforms.warehouse import newest_records
 
@@ -120,8 +120,9 @@ def clone(spark, table, template_key: str, hours: int) -> None:
 
 def table_sizes(spark, storage) -> dict:
     """Metastore partitions and data files of every hourly table."""
-    from retail_assets.assets.warehouse.inputs import SCD_DIMENSIONS
-    from retail_assets.assets.warehouse.loads import FACTS, state_table
+    from retail_assets.loads.dimensions import state_table
+    from retail_assets.loads.facts import FACTS
+    from retail_assets.loads.inputs import SCD_DIMENSIONS
 
     named = [table.name for table in tables(storage)]
     named += [state_table(storage, d).name for d in SCD_DIMENSIONS]
@@ -155,8 +156,8 @@ def timed_hour(bench: Bench, storage, key: str) -> tuple[float, dict, dict]:
 
 def hour_after(bench: Bench, history: int, groups) -> dict:
     """The ordinary hour after `history` hours (one real, the rest cloned); its figures."""
-    from retail_assets.assets.warehouse.loads import FACTS
     from retail_assets.dev.replay import land
+    from retail_assets.loads.facts import FACTS
     from retail_assets.resources import spark_session
     from retail_assets.storage.hours import key_of
 

@@ -15,6 +15,7 @@ LAYERS = [
     {"definitions"},
     {"orchestration"},
     {"assets"},
+    {"loads"},
     {"resources", "streaming"},
     {"storage", "servers"},
     {"transforms"},

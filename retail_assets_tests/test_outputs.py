@@ -19,8 +19,8 @@ from dagster import (
     materialize,
 )
 
-from retail_assets.assets.b2b import HEADER
 from retail_assets.definitions import BATCH_ASSETS, defs
+from retail_assets.loads.b2b import HEADER
 from retail_assets.resources import spark_resource
 from retail_assets.storage.hours import hour_of
 from retail_assets.transforms.insights import top_offers, top_products
@@ -235,14 +235,15 @@ def test_outputs_follow_facts_updated_outside_the_hourly_job():
     key = "2025-03-01-10:00"
     later = hour_of(key) + timedelta(hours=2)
     outputs = [AssetKey(name) for name in [*INSIGHTS, "b2b_daily_csv"]]
+    definitions = defs()
     with DagsterInstance.ephemeral() as instance:
-        first = evaluate_automation_conditions(defs(), instance, evaluation_time=later)
+        first = evaluate_automation_conditions(definitions, instance, evaluation_time=later)
         assert first.total_requested == 0  # history is not re-run when automation starts
 
         for fact in ("fact_branch_sales", "fact_online_sales"):
             instance.report_runless_asset_event(AssetMaterialization(fact, partition=key))
         followed = evaluate_automation_conditions(
-            defs(), instance, evaluation_time=later, cursor=first.cursor
+            definitions, instance, evaluation_time=later, cursor=first.cursor
         )
         assert {k: followed.get_requested_partitions(k) for k in outputs} == {
             k: {key} for k in outputs
@@ -252,7 +253,7 @@ def test_outputs_follow_facts_updated_outside_the_hourly_job():
         for output in outputs:
             instance.report_runless_asset_event(AssetMaterialization(output, partition=key))
         quiet = evaluate_automation_conditions(
-            defs(), instance, evaluation_time=later, cursor=followed.cursor
+            definitions, instance, evaluation_time=later, cursor=followed.cursor
         )
         assert quiet.total_requested == 0
 

@@ -220,8 +220,8 @@ def test_dim_date_covers_every_fact_date_once(spark, warehouse, source):
 def test_each_hours_dimension_state_gives_the_versions_of_every_change_through_it(spark, warehouse):
     """The hourly path reads a dimension's versions from its state; a rebuild from every
     change record (the path for gaps and old hours) must give the same versions."""
-    from retail_assets.assets.warehouse.inputs import SCD_DIMENSIONS
-    from retail_assets.assets.warehouse.loads import change_table, state_table
+    from retail_assets.loads.dimensions import change_table, state_table
+    from retail_assets.loads.inputs import SCD_DIMENSIONS
     from retail_assets.transforms.warehouse import versions_as_of
 
     storage, keys = warehouse

@@ -4,9 +4,6 @@ Each hour adds its new facts to the previous hour's snapshot. If that snapshot i
 gap in the chain), the hour is rebuilt from every fact loaded through it: the same answer.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from dagster import (
     AssetCheckKey,
     AssetCheckResult,
@@ -17,20 +14,19 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
 )
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from retail_assets.assets.automation import follows_new_facts
 from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
 from retail_assets.assets.metadata import all_rows, as_json, bar_chart, markdown_table, one_row
 from retail_assets.assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
-from retail_assets.assets.warehouse.loads import fact_tables, versions_through
+from retail_assets.loads.insights import snapshots_written
 from retail_assets.resources import SparkResource
-from retail_assets.storage.hours import hour_of, previous_key
+from retail_assets.storage.hours import previous_key
 from retail_assets.storage.resource import StorageResource
 from retail_assets.storage.tables import HOUR_COLUMNS
-from retail_assets.transforms.insights import INSIGHTS, as_of, fact_totals, sales
-from retail_assets.transforms.warehouse import PRODUCT
+from retail_assets.transforms.insights import INSIGHTS, fact_totals
 
 RANKS = "ranks_follow_the_totals"
 
@@ -69,18 +65,6 @@ def chart(name: str, rows: list[dict]) -> MetadataValue:
     return bar_chart(labels, [r["online_revenue"] for r in lowest], "Lowest online revenue")
 
 
-def hour_sales(
-    spark: SparkSession, storage: StorageResource, key: str, rebuild: bool
-) -> tuple[DataFrame, DataFrame]:
-    """The sales of hour `key` (rebuild: of every hour through it) and the product versions."""
-    frames = [
-        table.hours(spark, key, through=True) if rebuild else table.hour(spark, key)
-        for table in fact_tables(storage).values()
-    ]
-    products = versions_through(spark, storage, PRODUCT, key, through=True)
-    return sales(*frames, products), products
-
-
 def ranks_follow(rows: list[dict], within: tuple[str, ...], order) -> bool:
     """Whether each group's ranks are 1..n in the documented order of its totals."""
     groups: dict[tuple, list[dict]] = {}
@@ -90,32 +74,6 @@ def ranks_follow(rows: list[dict], within: tuple[str, ...], order) -> bool:
         [r["rank"] for r in sorted(group, key=order)] == list(range(1, len(group) + 1))
         for group in groups.values()
     )
-
-
-def continues(spark: SparkSession, storage: StorageResource, key: str, names: list[str]) -> bool:
-    """Whether every snapshot of the previous hour exists to build on."""
-    return all(storage.warehouse_table(n).has_hour(spark, previous_key(key)) for n in names)
-
-
-@contextmanager
-def snapshots_written(
-    spark: SparkSession, storage: StorageResource, key: str, names: list[str]
-) -> Iterator[tuple[bool, DataFrame]]:
-    """Write the snapshots of hour `key` for the insights `names`; yields whether they built on
-    the previous hour's (False: rebuilt from all facts through `key`) and the sales they were
-    built from, cached until the block ends, so the checks read the facts no second time."""
-    builds_on_previous = continues(spark, storage, key, names)
-    frame, products = hour_sales(spark, storage, key, rebuild=not builds_on_previous)
-    frame = frame.persist()
-    try:
-        for name in names:
-            table = storage.warehouse_table(name)
-            previous = table.hour(spark, previous_key(key)) if builds_on_previous else None
-            snapshot = INSIGHTS[name][0](frame, previous, products)
-            table.write(spark, as_of(snapshot, hour_of(key)), key)
-        yield builds_on_previous, frame
-    finally:
-        frame.unpersist()
 
 
 def snapshot_hour(

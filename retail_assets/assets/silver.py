@@ -14,31 +14,14 @@ from pyspark.sql import functions as F
 from retail_assets.assets.catalog import LAKE_DB, OWNERS, table_metadata, tags, written
 from retail_assets.assets.metadata import all_rows, count_each, markdown_table, one_row
 from retail_assets.assets.partitions import hourly_asset, own_previous_hour
-from retail_assets.assets.raw import raw_files, read_raw
+from retail_assets.assets.raw import raw_files
+from retail_assets.loads.silver import write_new_transactions, write_silver
 from retail_assets.resources import SparkResource
 from retail_assets.storage.resource import StorageResource, raw_rows
 from retail_assets.transforms import reconcile
-from retail_assets.transforms.source_records import SOURCE_FIELDS, header_layout
-from retail_assets.transforms.transactions import clean_transactions, quarantine_rows, silver_rows
-from retail_assets.transforms.warehouse import first_arrivals
+from retail_assets.transforms.source_records import header_layout
 
 ROWS_USABLE = "rows_usable"
-
-
-def write_silver(spark: SparkSession, storage: StorageResource, key: str) -> tuple[str, str]:
-    """Clean hour `key` into silver and quarantine; the two folders written."""
-    files = storage.raw_files(key, "sales_transactions")
-    cleaned = clean_transactions(read_raw(spark, files, SOURCE_FIELDS)).persist()
-    try:
-        silver_path = storage.lake_table("silver", "transactions").write(
-            spark, silver_rows(cleaned), key
-        )
-        quarantine_path = storage.lake_table("quarantine", "transactions").write(
-            spark, quarantine_rows(cleaned), key
-        )
-    finally:
-        cleaned.unpersist()
-    return silver_path, quarantine_path
 
 
 def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict:
@@ -144,15 +127,6 @@ def silver_transactions(
             ),
         ],
     )
-
-
-def write_new_transactions(spark: SparkSession, storage: StorageResource, key: str) -> str:
-    """The first arrivals among hour `key`'s silver rows; the folder written."""
-    table, seen = storage.lake_table("silver", "new_transactions"), storage.seen_transaction_ids()
-    rows = storage.lake_table("silver", "transactions").hour(spark, key)
-    path = table.write(spark, first_arrivals(rows, seen.before(spark, key)), key)
-    seen.add_hour(spark, key)
-    return path
 
 
 @hourly_asset(

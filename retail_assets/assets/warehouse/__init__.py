@@ -1,3 +1,3 @@
-"""The Kimball warehouse in retail_dwh: inputs (the hour's incoming rows), loads (what is
-written), checks and reconciliation (what is verified), and the assets that declare them:
-dimensions (four SCD2 dimensions, dim_date) and facts."""
+"""The Kimball warehouse's assets: the declarations (dimensions: four SCD2 dimensions and
+dim_date; facts) and what they verify (checks, reconciliation). What they write is in
+retail_assets/loads/."""

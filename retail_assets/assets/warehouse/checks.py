@@ -7,7 +7,8 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from retail_assets.assets.metadata import all_rows, one_row
-from retail_assets.assets.warehouse.loads import FACTS, change_table, state_table
+from retail_assets.loads.dimensions import change_table, state_table
+from retail_assets.loads.facts import FACTS
 from retail_assets.storage.resource import StorageResource
 from retail_assets.transforms.warehouse import Dimension, fact_keys
 

@@ -21,7 +21,7 @@ from retail_assets.assets.warehouse.checks import (
     dimension_checks,
     dimension_stats,
 )
-from retail_assets.assets.warehouse.loads import write_changes, write_dates
+from retail_assets.loads.dimensions import write_changes, write_dates
 from retail_assets.resources import SparkResource
 from retail_assets.storage.resource import StorageResource
 from retail_assets.transforms.warehouse import BRANCH, CUSTOMER, PRODUCT, SALES_AGENT, Dimension

@@ -27,8 +27,8 @@ from retail_assets.assets.warehouse.dimensions import (
     dim_product,
     dim_sales_agent,
 )
-from retail_assets.assets.warehouse.loads import FACTS, fact_tables, write_facts
 from retail_assets.assets.warehouse.reconciliation import reconcile_hour
+from retail_assets.loads.facts import FACTS, fact_tables, write_facts
 from retail_assets.resources import SparkResource
 from retail_assets.storage.resource import StorageResource
 from retail_assets.transforms import reconcile

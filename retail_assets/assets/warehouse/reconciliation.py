@@ -4,7 +4,7 @@
 from pyspark.sql import SparkSession
 
 from retail_assets.assets.metadata import count_each
-from retail_assets.assets.warehouse.inputs import new_transactions_of
+from retail_assets.loads.inputs import new_transactions_of
 from retail_assets.storage.compacted import CompactedTable
 from retail_assets.storage.resource import StorageResource, raw_rows
 from retail_assets.transforms import reconcile

@@ -1,11 +1,13 @@
 """The hour's incoming rows of each dimension and fact: shaped from silver and the raw files."""
 
+from __future__ import annotations
+
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.assets.raw import read_raw
+from retail_assets.loads.raw import read_raw
 from retail_assets.storage.resource import StorageResource
 from retail_assets.transforms.source_records import AGENT_FIELDS, BRANCH_FIELDS
 from retail_assets.transforms.warehouse import (

@@ -1,28 +1,24 @@
-"""What the warehouse writes for an hour, and the reads it builds on: a dimension's change
-records, state and versions view, dim_date's new dates, the facts. Spark only, no Dagster."""
+"""The dimensions' loads: an SCD2 dimension's change records, its state after each hour and
+its versions view; dim_date's new dates. And the versions as of an hour, which the facts,
+insights and B2B file read."""
+
+from __future__ import annotations
 
 from datetime import timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.assets.warehouse.inputs import (
-    DIMENSION_INPUTS,
-    SCD_DIMENSIONS,
-    new_transactions_of,
-)
-from retail_assets.storage.compacted import CompactedTable
+from retail_assets.loads.inputs import DIMENSION_INPUTS, new_transactions_of
 from retail_assets.storage.hours import hour_of, hour_values, key_at, previous_key
 from retail_assets.storage.resource import StorageResource
 from retail_assets.storage.tables import HOUR_COLUMNS, HourlyTable
 from retail_assets.transforms.warehouse import (
     Dimension,
     date_rows,
-    fact_rows,
     newest_records,
     scd2_changes,
     versions_as_of,
-    with_keys,
 )
 
 # Days of dimension state kept: re-running an older hour rebuilds it from the change records.
@@ -109,24 +105,3 @@ def write_dates(spark: SparkSession, storage: StorageResource, key: str) -> str:
     path = table.write(spark, date_rows(dates), key)
     seen.add_hour(spark, key)
     return path
-
-
-FACTS = {"fact_branch_sales": False, "fact_online_sales": True}  # name -> online
-
-
-def fact_tables(storage: StorageResource) -> dict[str, CompactedTable]:
-    return {name: storage.fact_table(name) for name in FACTS}
-
-
-def write_facts(spark: SparkSession, storage: StorageResource, key: str) -> None:
-    """Both facts of hour `key` from one keyed frame."""
-    current = {
-        dimension: versions_through(spark, storage, dimension, key, through=True)
-        for dimension in SCD_DIMENSIONS
-    }
-    keyed = with_keys(new_transactions_of(spark, storage, key), current).persist()
-    try:
-        for name, table in fact_tables(storage).items():
-            table.write(spark, fact_rows(keyed, hour_of(key), FACTS[name]), key)
-    finally:
-        keyed.unpersist()

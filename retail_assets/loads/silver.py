@@ -1,0 +1,37 @@
+"""The silver layer's loads: an hour's transactions cleaned into silver and the quarantine,
+and the first arrivals among them (docs/rules.md §2)."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from retail_assets.loads.raw import read_raw
+from retail_assets.storage.resource import StorageResource
+from retail_assets.transforms.source_records import SOURCE_FIELDS
+from retail_assets.transforms.transactions import clean_transactions, quarantine_rows, silver_rows
+from retail_assets.transforms.warehouse import first_arrivals
+
+
+def write_silver(spark: SparkSession, storage: StorageResource, key: str) -> tuple[str, str]:
+    """Clean hour `key` into silver and quarantine; the two folders written."""
+    files = storage.raw_files(key, "sales_transactions")
+    cleaned = clean_transactions(read_raw(spark, files, SOURCE_FIELDS)).persist()
+    try:
+        silver_path = storage.lake_table("silver", "transactions").write(
+            spark, silver_rows(cleaned), key
+        )
+        quarantine_path = storage.lake_table("quarantine", "transactions").write(
+            spark, quarantine_rows(cleaned), key
+        )
+    finally:
+        cleaned.unpersist()
+    return silver_path, quarantine_path
+
+
+def write_new_transactions(spark: SparkSession, storage: StorageResource, key: str) -> str:
+    """The first arrivals among hour `key`'s silver rows; the folder written."""
+    table, seen = storage.lake_table("silver", "new_transactions"), storage.seen_transaction_ids()
+    rows = storage.lake_table("silver", "transactions").hour(spark, key)
+    path = table.write(spark, first_arrivals(rows, seen.before(spark, key)), key)
+    seen.add_hour(spark, key)
+    return path
