@@ -28,6 +28,26 @@ HEADERS = {
     "sales_agents": {"sales_person_id", "name"},
 }
 PRICE = "round(units * unit_price * (100 - discount_perc) / 100, 2)"
+FACT_KEYS = {
+    "fact_branch_sales": (
+        "customer_key",
+        "product_key",
+        "branch_key",
+        "sales_agent_key",
+        "date_key",
+    ),
+    "fact_online_sales": ("customer_key", "product_key", "date_key"),
+}
+# Each snapshot's measures, the groups ranked within, and the documented ranking (rank 1 first).
+INSIGHT_RULES = {
+    "insight_top_products": (("units_sold", "revenue"), "1",
+                             "units_sold DESC, revenue DESC, product_id"),
+    "insight_top_offers": (("redemptions",), "1", "redemptions DESC, offer"),
+    "insight_offers_per_product": (("redemptions",), "product_id", "redemptions DESC, offer"),
+    "insight_lowest_online_cities": (("online_revenue", "online_transactions"), "1",
+                                     "online_revenue, online_transactions, coalesce(city, ''), "
+                                     "coalesce(state, '')"),
+}  # fmt: skip
 
 
 class HandChecks:
@@ -104,37 +124,38 @@ class HandChecks:
             USING (date)""")
         return figures.added == figures.distinct_added and figures.repeated == 0
 
+    def one_row(self, parts: dict[str, str]) -> dict:
+        """One statement: the one-row aggregates `parts` (alias → SELECT) side by side."""
+        joined = " CROSS JOIN ".join(f"({sql}) AS {alias}" for alias, sql in parts.items())
+        return self.row(f"SELECT * FROM {joined}").asDict()
+
     def facts(self) -> bool:
         """Every row has its keys; the price rule; fact rows + duplicates + quarantined = raw."""
-        ok = True
-        for name, keys in (
-            ("fact_branch_sales", ("customer_key", "product_key", "branch_key",
-                                   "sales_agent_key", "date_key")),
-            ("fact_online_sales", ("customer_key", "product_key", "date_key")),
-        ):  # fmt: skip
+        parts = {}
+        for name, keys in FACT_KEYS.items():
             missing = " OR ".join(f"{key} IS NULL" for key in keys)
-            figures = self.row(
-                f"SELECT count_if({missing}) AS missing, "
-                f"count_if(NOT total_paid_price <=> {PRICE}) AS off "
+            parts[name] = (
+                f"SELECT count_if({missing}) AS {name}_missing, count(*) AS {name}_rows, "
+                f"count_if(NOT total_paid_price <=> {PRICE}) AS {name}_off "
                 f"FROM {self.dwh(name)} WHERE {self.this_hour}"
             )
-            ok = ok and figures.missing == 0 and figures.off == 0
-        counted = ", ".join(
-            f"(SELECT count(*) FROM {table} WHERE {self.this_hour}) AS {alias}"
-            for alias, table in (
-                ("silver", self.lake("silver_transactions")),
-                ("quarantined", self.lake("quarantine_transactions")),
-                ("new", self.lake("silver_new_transactions")),
-                ("branch", self.dwh("fact_branch_sales")),
-                ("online", self.dwh("fact_online_sales")),
-            )
+        for alias, table in (
+            ("silver", self.lake("silver_transactions")),
+            ("quarantined", self.lake("quarantine_transactions")),
+            ("new", self.lake("silver_new_transactions")),
+        ):
+            parts[alias] = f"SELECT count(*) AS {alias} FROM {table} WHERE {self.this_hour}"
+        c = self.one_row(parts)
+        facts = sum(c[f"{name}_rows"] for name in FACT_KEYS)
+        return (
+            not any(c[f"{name}_missing"] or c[f"{name}_off"] for name in FACT_KEYS)
+            and self.raw_rows() == facts + (c["silver"] - c["new"]) + c["quarantined"]
         )
-        c = self.row(f"SELECT {counted}")
-        return ok and self.raw_rows() == c.branch + c.online + (c.silver - c.new) + c.quarantined
 
     def insights(self) -> bool:
         """Each snapshot = the previous hour's + the hour's facts; ranks follow the totals."""
-        facts = self.row(f"""
+        parts = {
+            "facts": f"""
             SELECT sum(units) AS units_sold, sum(total_paid_price) AS revenue,
                    count(offer_number) AS redemptions,
                    sum(CASE WHEN online AND city IS NOT NULL THEN total_paid_price END)
@@ -144,30 +165,24 @@ class HandChecks:
                   FROM {self.dwh("fact_branch_sales")} WHERE {self.this_hour}
                   UNION ALL
                   SELECT units, total_paid_price, offer_number, true, city
-                  FROM {self.dwh("fact_online_sales")} WHERE {self.this_hour})""").asDict()
-        ok = True
-        for name, measures, within, order in (
-            ("insight_top_products", ("units_sold", "revenue"), (),
-             lambda r: (-r.units_sold, -r.revenue, r.product_id)),
-            ("insight_top_offers", ("redemptions",), (), lambda r: (-r.redemptions, r.offer)),
-            ("insight_offers_per_product", ("redemptions",), ("product_id",),
-             lambda r: (-r.redemptions, r.offer)),
-            ("insight_lowest_online_cities", ("online_revenue", "online_transactions"), (),
-             lambda r: (r.online_revenue, r.online_transactions, r.city or "", r.state or "")),
-        ):  # fmt: skip
+                  FROM {self.dwh("fact_online_sales")} WHERE {self.this_hour})"""
+        }
+        for i, (name, (measures, within, order)) in enumerate(INSIGHT_RULES.items()):
             table = self.dwh(name)
-            rows = self.spark.sql(f"SELECT * FROM {table} WHERE {self.this_hour}").collect()
-            sums = ", ".join(f"coalesce(sum({m}), 0) AS {m}" for m in measures)
-            before = self.row(f"SELECT {sums} FROM {table} WHERE {self.previous}")
-            ok = ok and all(
-                sum(getattr(r, m) for r in rows) == before[m] + (facts[m] or 0) for m in measures
+            for when, hour in (("now", self.this_hour), ("before", self.previous)):
+                sums = ", ".join(f"coalesce(sum({m}), 0) AS {when}_{i}_{m}" for m in measures)
+                parts[f"{when}_{i}"] = f"SELECT {sums} FROM {table} WHERE {hour}"
+            parts[f"ranks_{i}"] = (
+                f"SELECT count_if(rank <> expected) AS misranked_{i} FROM (SELECT rank, "
+                f"row_number() OVER (PARTITION BY {within} ORDER BY {order}) AS expected "
+                f"FROM {table} WHERE {self.this_hour})"
             )
-            groups: dict[tuple, list] = {}
-            for r in rows:
-                groups.setdefault(tuple(getattr(r, c) for c in within), []).append(r)
-            ranks = [[r.rank for r in sorted(group, key=order)] for group in groups.values()]
-            ok = ok and all(got == list(range(1, len(got) + 1)) for got in ranks)
-        return ok
+        c = self.one_row(parts)
+        return all(
+            c[f"misranked_{i}"] == 0
+            and all(c[f"now_{i}_{m}"] == c[f"before_{i}_{m}"] + (c[m] or 0) for m in measures)
+            for i, (measures, _, _) in enumerate(INSIGHT_RULES.values())
+        )
 
     def b2b(self, csv: bytes) -> bool:
         file_units = sum(int(line.rsplit(b",", 1)[1]) for line in csv.splitlines()[1:])

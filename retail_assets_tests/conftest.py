@@ -46,6 +46,11 @@ from retail_assets.settings import Settings, prepare_dagster_home  # noqa: E402
 prepare_dagster_home(Settings.from_env())
 
 
+def pytest_unconfigure(config):
+    """The session's home goes at the very end, also when no test ran (--collect-only)."""
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(items):
     """A test that reads the shared replay is end to end: `-m "not e2e"` never starts it."""
     for item in items:
@@ -56,14 +61,14 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session", autouse=True)
 def settings() -> Settings:
     """The session's settings; at the end its servers are stopped by their PIDs, also those a
-    `retail` subprocess started on the session's home when no test asked for them."""
+    `retail` subprocess started on the session's home when no test asked for them (the home
+    itself goes in pytest_unconfigure)."""
     settings = Settings.from_env()
     try:
         yield settings
     finally:
         LocalSparkServer.of(settings).down()
         LocalBroker.of(settings).down()
-        shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
