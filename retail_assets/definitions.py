@@ -31,7 +31,7 @@ from retail_assets.resources import kafka_resource, spark_resource
 from retail_assets.settings import Settings
 from retail_assets.storage.resource import StorageResource, storage_resource
 
-# The hourly batch path (no Kafka needed), then everything.
+# The hourly batch path (no Kafka needed).
 BATCH_ASSETS = [
     raw_files,
     silver_transactions,
@@ -45,7 +45,6 @@ BATCH_ASSETS = [
     marketing_insights,
     b2b_daily_csv,
 ]
-ASSETS = [*BATCH_ASSETS, app_events]
 
 
 def for_home(assets: list, settings: Settings, storage: StorageResource) -> list[AssetsDefinition]:
