@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 from retail_assets.assets.retries import server_away
 from retail_assets.dev.generator import generate
 from retail_assets.resources import ClientRetries, SparkResource
-from retail_assets.servers.spark_connect import LocalSparkServer
+from retail_assets.servers.spark_connect import LOG_FILES_KEPT, LocalSparkServer
 from retail_assets.servers.supervisor import free_port
 from retail_assets.settings import Settings
 from retail_assets_tests.helpers import (
@@ -176,7 +176,7 @@ def own_server(tmp_path):
            "RETAIL_SPARK_PORT": str(free_port()), "RETAIL_METASTORE_PORT": str(free_port()),
            "RETAIL_SPARK_DRIVER_MEMORY": "1g"}  # fmt: skip
     settings = Settings.from_env(env)
-    server = LocalSparkServer.of(settings)
+    server = LocalSparkServer.of(settings).model_copy(update={"log_roll_kb": 16})  # rolls soon
     try:
         yield settings, server
     finally:
@@ -187,7 +187,8 @@ def test_a_metastore_killed_mid_write_opens_whole_on_the_next_start(own_server, 
     """Derby under a SIGKILLed metastore service (the scenario's own): metastore changes
     were in flight (partitions being added back to back); the next start opens it (the
     killed JVM's lock files are stale, not held), every change it acknowledged is there, at
-    most the one in flight besides, and the Spark server, left running, takes writes again."""
+    most the one in flight besides, and the Spark server, left running, takes writes again.
+    Its log meanwhile rolled over (at 16 KB here) and kept at most LOG_FILES_KEPT old files."""
     settings, server = own_server
     table, location = "derby_kill.t", tmp_path / "t"
     stop = threading.Event()
@@ -232,5 +233,8 @@ def test_a_metastore_killed_mid_write_opens_whole_on_the_next_start(own_server, 
         session.sql(f"ALTER TABLE {table} ADD PARTITION (p=100000)")
         assert session.table(table).where("p = 0").collect()[0].n == 7
         session.stop()
+        log = server.server.log_file
+        rolled = sorted(log.parent.glob(f"{log.name}.*"))
+        assert rolled and len(rolled) <= LOG_FILES_KEPT, rolled
     finally:
         stop.set()

@@ -22,6 +22,35 @@ SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT_S = 180
 
 
+LOG_FILES_KEPT = 4
+# Spark's own defaults (log4j2-defaults.properties in its jars), with a rolling file appender.
+LOG_SETTINGS = """\
+status = error
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {file}
+appender.file.filePattern = {file}.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+appender.file.policy.type = SizeBasedTriggeringPolicy
+appender.file.policy.size = {size}
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = {kept}
+logger.jetty.name = org.sparkproject.jetty
+logger.jetty.level = warn
+logger.jetty2.name = org.sparkproject.jetty.util.component.AbstractLifeCycle
+logger.jetty2.level = error
+logger.metastore.name = org.apache.hadoop.hive.metastore.RetryingHMSHandler
+logger.metastore.level = fatal
+logger.hive_functionregistry.name = org.apache.hadoop.hive.ql.exec.FunctionRegistry
+logger.hive_functionregistry.level = error
+logger.parquet.name = org.apache.parquet.CorruptStatistics
+logger.parquet.level = error
+"""
+
+
 class LocalSparkServer(LocalServer):
     """The embedded server's own configuration: where its state lives and how it listens.
 
@@ -38,6 +67,9 @@ class LocalSparkServer(LocalServer):
     # The cluster profile (docs/profiles.md): the standalone master the server submits to;
     # empty on the embedded profile (local[*]).
     cluster_master: str = ""
+    # The server's log rolls over at this size, keeping LOG_FILES_KEPT rolled files: it writes
+    # ~1.3 MB an hour at INFO, for as long as the server runs.
+    log_roll_kb: int = 16 * 1024
 
     @classmethod
     def of(cls, settings: Settings) -> LocalSparkServer:
@@ -115,7 +147,9 @@ class LocalSparkServer(LocalServer):
         if self.cluster_master:
             self.check_cluster()
         self.server.check_port()  # before the metastore starts for a server that cannot
-        cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--class", SERVER_CLASS]
+        logging = f"-Dlog4j2.configurationFile={self.log_settings()}"
+        cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--class", SERVER_CLASS,
+               "--driver-java-options", logging]  # fmt: skip
         for key, value in self.server_conf().items():
             cmd += ["--conf", f"{key}={value}"]
         cmd.append("spark-internal")
@@ -132,6 +166,18 @@ class LocalSparkServer(LocalServer):
             status = self.start(cmd, env, START_TIMEOUT_S)
             metastore.result()
         return status
+
+    def log_settings(self) -> Path:
+        """Spark's default log settings, but to a file that rolls over (run/spark-connect.log,
+        .1 … .LOG_FILES_KEPT) instead of the console: a log that grows with history would not."""
+        log = self.server.log_file
+        settings = log.with_name(f"{self.name}-log4j2.properties")
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(
+            LOG_SETTINGS.format(file=log, size=f"{self.log_roll_kb}KB", kept=LOG_FILES_KEPT),
+            encoding="utf-8",
+        )
+        return settings
 
     def down(self) -> bool:
         """Stop the server, then its metastore (no client left to lose a call)."""
