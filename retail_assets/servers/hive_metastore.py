@@ -117,9 +117,7 @@ class LocalMetastore(LocalServer):
             # Hive's default pool, BoneCP, is not among Spark's jars; HikariCP is.
             "datanucleus.connectionPoolingType": "HikariCP",
         }
-        log_settings = self.server.run_dir / f"{self.name}-log4j2.properties"
-        log_settings.parent.mkdir(parents=True, exist_ok=True)
-        log_settings.write_text(LOG_SETTINGS, encoding="utf-8")
+        log_settings = self.server.log_settings(LOG_SETTINGS)
         cmd = [java_binary(), f"-Xmx{HEAP}", f"-Dhive.log4j.file={log_settings}",
                "-Dhive.async.log.enabled=false",  # async logging needs a jar Spark lacks
                f"-Dderby.system.home={self.derby_home}",

@@ -23,7 +23,8 @@ START_TIMEOUT_S = 180
 
 
 LOG_FILES_KEPT = 4
-# Spark's own defaults (log4j2-defaults.properties in its jars), with a rolling file appender.
+# Spark's own defaults (log4j2-defaults.properties in its jars) with a file that rolls over
+# instead of the console: a log that grew with history would not stay flat.
 LOG_SETTINGS = """\
 status = error
 rootLogger.level = info
@@ -141,13 +142,17 @@ class LocalSparkServer(LocalServer):
     def up(self) -> dict:
         """Start the server and its metastore (or find them running); wait until both accept
         clients."""
-        if self.status()["running"]:  # every step's session finds both up: no more to do
-            return self.status()
+        status = self.status()
+        if status["running"]:  # every step's session finds both up: no more to do
+            return status
         check_java()
         if self.cluster_master:
             self.check_cluster()
         self.server.check_port()  # before the metastore starts for a server that cannot
-        logging = f"-Dlog4j2.configurationFile={self.log_settings()}"
+        settings = LOG_SETTINGS.format(
+            file=self.server.log_file, size=f"{self.log_roll_kb}KB", kept=LOG_FILES_KEPT
+        )
+        logging = f"-Dlog4j2.configurationFile={self.server.log_settings(settings)}"
         cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--class", SERVER_CLASS,
                "--driver-java-options", logging]  # fmt: skip
         for key, value in self.server_conf().items():
@@ -166,18 +171,6 @@ class LocalSparkServer(LocalServer):
             status = self.start(cmd, env, START_TIMEOUT_S)
             metastore.result()
         return status
-
-    def log_settings(self) -> Path:
-        """Spark's default log settings, but to a file that rolls over (run/spark-connect.log,
-        .1 … .LOG_FILES_KEPT) instead of the console: a log that grows with history would not."""
-        log = self.server.log_file
-        settings = log.with_name(f"{self.name}-log4j2.properties")
-        settings.parent.mkdir(parents=True, exist_ok=True)
-        settings.write_text(
-            LOG_SETTINGS.format(file=log, size=f"{self.log_roll_kb}KB", kept=LOG_FILES_KEPT),
-            encoding="utf-8",
-        )
-        return settings
 
     def down(self) -> bool:
         """Stop the server, then its metastore (no client left to lose a call)."""

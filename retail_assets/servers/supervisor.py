@@ -73,6 +73,13 @@ class ManagedServer:
     def log_file(self) -> Path:
         return self.run_dir / f"{self.name}.log"
 
+    def log_settings(self, text: str) -> Path:
+        """The server's log4j2 settings file in its run folder, holding `text`."""
+        path = self.run_dir / f"{self.name}-log4j2.properties"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         """Serialises up/down across processes (parallel runs may all ask for the server)."""
