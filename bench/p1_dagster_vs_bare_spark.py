@@ -168,14 +168,18 @@ class HandChecks:
                   FROM {self.dwh("fact_online_sales")} WHERE {self.this_hour})"""
         }
         for i, (name, (measures, within, order)) in enumerate(INSIGHT_RULES.items()):
-            table = self.dwh(name)
-            for when, hour in (("now", self.this_hour), ("before", self.previous)):
-                sums = ", ".join(f"coalesce(sum({m}), 0) AS {when}_{i}_{m}" for m in measures)
-                parts[f"{when}_{i}"] = f"SELECT {sums} FROM {table} WHERE {hour}"
-            parts[f"ranks_{i}"] = (
-                f"SELECT count_if(rank <> expected) AS misranked_{i} FROM (SELECT rank, "
-                f"row_number() OVER (PARTITION BY {within} ORDER BY {order}) AS expected "
-                f"FROM {table} WHERE {self.this_hour})"
+            # One read of the snapshot table: this hour's ranks and sums, the previous' sums.
+            sums = ", ".join(
+                f"coalesce(sum(CASE WHEN now THEN {m} END), 0) AS now_{i}_{m}, "
+                f"coalesce(sum(CASE WHEN NOT now THEN {m} END), 0) AS before_{i}_{m}"
+                for m in measures
+            )
+            parts[f"snapshot_{i}"] = (
+                f"SELECT {sums}, count_if(now AND rank <> expected) AS misranked_{i} "
+                f"FROM (SELECT *, row_number() OVER (PARTITION BY now, {within} ORDER BY "
+                f"{order}) AS expected FROM (SELECT *, {self.this_hour} AS now "
+                f"FROM {self.dwh(name)} "
+                f"WHERE {self.this_hour} OR {self.previous}))"
             )
         c = self.one_row(parts)
         return all(

@@ -19,13 +19,13 @@ from pyspark.sql import functions as F
 
 from retail_assets.assets.automation import follows_new_facts
 from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
-from retail_assets.assets.metadata import all_rows, as_json, bar_chart, markdown_table, one_row
+from retail_assets.assets.metadata import as_json, bar_chart, markdown_table, one_row
 from retail_assets.assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
 from retail_assets.loads.insights import snapshots_written
 from retail_assets.resources import SparkResource
 from retail_assets.storage.hours import previous_key
 from retail_assets.storage.resource import StorageResource
-from retail_assets.storage.tables import HOUR_COLUMNS
+from retail_assets.storage.tables import HOUR_COLUMNS, hours_in
 from retail_assets.transforms.insights import INSIGHTS, fact_totals
 
 RANKS = "ranks_follow_the_totals"
@@ -82,20 +82,18 @@ def snapshot_hour(
     """Write the snapshots of hour `key` for the insights `names`; per insight: its rows and
     check inputs (the snapshot = the previous one + the facts the snapshot was built from)."""
     with snapshots_written(spark, storage, key, names) as (builds_on_previous, frame):
-        previous_sums = [
-            storage.warehouse_table(name)
-            .hour(spark, previous_key(key))
-            .agg(*[F.sum(m).alias(f"{name}.{m}") for m in INSIGHTS[name][1]])
-            for name in names
-            if builds_on_previous
-        ]
-        snapshots = [
-            all_rows(
-                storage.warehouse_table(name).hour(spark, key).drop(*HOUR_COLUMNS), f"{name}.rows"
-            )  # fmt: skip
-            for name in names
-        ]
-        added = one_row(fact_totals(frame), *previous_sums, *snapshots)  # one Spark job for all
+        hours = [previous_key(key), key] if builds_on_previous else [key]
+        this_hour = hours_in([key])
+        snapshots = []  # one read of each snapshot table: this hour's rows, the previous' sums
+        for name in names:
+            stored = storage.warehouse_table(name).hours_of(spark, hours)
+            columns = [c for c in stored.columns if c not in HOUR_COLUMNS]
+            snapshots.append(stored.agg(
+                F.collect_list(F.when(this_hour, F.struct(*columns))).alias(f"{name}.rows"),
+                *[F.sum(F.when(~this_hour, F.col(m))).alias(f"{name}.{m}")
+                  for m in INSIGHTS[name][1]],
+            ))  # fmt: skip
+        added = one_row(fact_totals(frame), *snapshots)  # one Spark job for all
     results = {}
     for name in names:
         _, measures, within = INSIGHTS[name]
