@@ -6,6 +6,8 @@ import io
 import random
 from datetime import UTC, datetime
 
+import pytest
+
 from retail_assets.storage.lake import Lake
 from retail_assets.storage.landing import scan_landing
 from retail_assets_tests.helpers import write_group
@@ -103,6 +105,21 @@ def test_lake_line_count_matches_across_chunk_boundaries(tmp_path, monkeypatch):
     source.write_bytes(b"ab\r\ncd\r\n\r\nef\rgh\n")
     copied = Lake(str(tmp_path / "lake")).copy_in(source, "y.csv")
     assert copied.records == 5  # ab, cd, (blank), ef, gh
+
+
+@pytest.mark.parametrize(
+    "body, ends",
+    [(b"", True), (b"h\r\na\r\n", True), (b"h\ra\r", True), (b"h\na,", False),
+     (b'h\na,"x\n"\n', True)],
+)  # fmt: skip
+def test_the_copy_tells_whether_the_file_ends_with_a_line_break(tmp_path, monkeypatch, body, ends):
+    """Checked on the raw bytes, however the chunks cut the file."""
+    import retail_assets.storage.lake as lake_module
+
+    monkeypatch.setattr(lake_module, "COPY_CHUNK", 2)
+    source = tmp_path / "in.csv"
+    source.write_bytes(body)
+    assert Lake(str(tmp_path / "lake")).copy_in(source, "y.csv").ends_with_line_break is ends
 
 
 def test_lake_record_count_agrees_with_python_csv_across_chunks(tmp_path, monkeypatch):

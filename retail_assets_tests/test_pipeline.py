@@ -188,19 +188,24 @@ BAD_GROUPS = {
     "group104": (
         HEADERS["sales_transactions"] + "\r\n" + good_rows(1, 2).replace("\n", "\r\n") + "\r\n"
     ).encode(),
-    "group105": b"\xef\xbb\xbf" + (HEADERS["sales_transactions"] + "\n" + good_rows(1, 2)).encode(),
+    "group105": b"\xef\xbb\xbf" + good_rows_file(1, 2),
     "group106": (
         HEADERS["sales_transactions"]
         + ",loyalty_tier\n"
         + good_rows(1, 2).replace("Cash", "Cash,,gold")
+        + "\n"
     ).encode(),
     "group107": (
         HEADERS["sales_transactions"].replace("units,", "")
         + "\n"
         + good_rows(1, 2).replace(",3,19.99", ",19.99")
+        + "\n"
     ).encode(),
     "group108": (  # another delimiter: nothing of the header is recognized
-        HEADERS["sales_transactions"].replace(",", ";") + "\n" + good_rows(1, 2).replace(",", ";")
+        HEADERS["sales_transactions"].replace(",", ";")
+        + "\n"
+        + good_rows(1, 2).replace(",", ";")
+        + "\n"
     ).encode(),
     "group109": (  # RFC 4180: a quoted address holding a comma, a quote and a line break
         HEADERS["sales_transactions"]
@@ -208,10 +213,26 @@ BAD_GROUPS = {
         + GOOD.format(tid=1).replace(",True,", ",,").replace("no,Cash", "yes,PayPal")
         + ',"12 Elm St, ""Rear"" Apt 4\nFloor 2/Springfield/IL/62701"\n'
         + good_rows(2)
+        + "\n"
     ).encode(),
-    "group110": (HEADERS["sales_transactions"] + "\n" + good_rows(1)).encode()
-    + b"\n"
-    + GOOD.format(tid=2).replace("2023-5-20", "2099-1-1").encode(),
+    "group110": (
+        HEADERS["sales_transactions"]
+        + "\n"
+        + good_rows(1)
+        + "\n"
+        + GOOD.format(tid=2).replace("2023-5-20", "2099-1-1")
+        + "\n"
+    ).encode(),
+    # The header again mid-file (files concatenated), then a last record cut off inside its
+    # postal code (the writer died): no line break at the end of the file.
+    "group113": (
+        "\n".join([HEADERS["sales_transactions"], good_rows(1), HEADERS["sales_transactions"]])
+        + "\n"
+        + good_rows(2)
+        + "\n"
+        + GOOD.format(tid=3).replace(",True,", ",,").replace("no,Cash", "yes,PayPal")
+        + ",12 Elm St/Springfield/CA/92"
+    ).encode(),
 }
 OTHER_FILES = {  # every file kind gets the same encoding and emptiness treatment
     "group111": {
@@ -337,6 +358,24 @@ def test_unrecognized_header_fails_the_hour_and_all_quarantined_is_an_error(spar
     assert check_of(bad, "group107", "rows_usable")[0] is False  # a missing column, too
 
 
+def test_a_record_cut_off_at_the_end_of_its_file_is_quarantined_and_the_file_named(
+    spark, storage, bad
+):
+    """The last record of a file without a final line break may be cut (here its postal code
+    92027 arrived as 92): it is quarantined, never loaded, and files_readable says why. A
+    header line met again mid-file is quarantined with its own reason."""
+    hours, _ = bad
+    assert outcome(spark, storage, bad, "group113") == (
+        2,
+        [(3, "repeated_header"), (5, "truncated_record")],
+    )
+    passed, severity, description = check_of(bad, "group113", "files_readable")
+    assert (passed, severity) == (False, "WARN")
+    assert f"sales_transactions_{hours['group113'][:10]}" in description
+    assert "does not end with a line break" in description
+    assert silver_metadata(bad, "group113")["raw_rows"] == 4  # every record counted
+
+
 def test_quoted_line_break_keeps_the_online_sale_whole(spark, storage, bad):
     hours, _ = bad
     assert outcome(spark, storage, bad, "group109") == (2, [])
@@ -364,7 +403,7 @@ def test_incomplete_and_outside_groups_are_not_ingested(spark, settings, storage
         storage.landing_dir_path,
         "group122",
         arrival,
-        transactions=(HEADERS["sales_transactions"] + "\n" + good_rows(7)).encode(),
+        transactions=good_rows_file(7),
     )
     run_hours(spark, settings, storage, [key_of(arrival)])
     manifest = storage.raw_manifest(key_of(arrival))

@@ -10,7 +10,7 @@ from dagster import DagsterInstance, build_sensor_context
 from retail_assets.definitions import defs
 from retail_assets.orchestration.sensors import RANGE_END, RANGE_START, SETTLE_S, landing_sensor
 from retail_assets.storage.resource import StorageResource
-from retail_assets_tests.helpers import write_group
+from retail_assets_tests.helpers import HEADERS, write_group
 
 ARRIVAL = datetime(2025, 3, 4, 5, 42, tzinfo=UTC)
 DEFINITIONS = defs()  # the session's home: hours from RETAIL_PARTITIONS_START (2024)
@@ -139,4 +139,20 @@ def test_a_group_whose_files_still_change_waits_until_they_are_still(storage):
         stamp = (now - timedelta(seconds=SETTLE_S + 1)).timestamp()
         os.utime(path, (stamp, stamp))
     (request,) = tick(storage, waiting.cursor).run_requests
+    assert request.tags["retail/groups"] == "group1"
+
+
+def test_a_group_with_a_file_cut_short_waits_longer_then_is_ingested(storage):
+    """A file without its final line break may be a writer paused mid-record: its group waits
+    `unterminated_wait_s`, not SETTLE_S, says so, and is ingested after it."""
+    still_a_while = datetime.now(UTC) - timedelta(seconds=SETTLE_S + 5)
+    cut = HEADERS["sales_transactions"].encode() + b"\n2023-5-20,1,c1"
+    write_group(storage.landing_dir_path, "group1", still_a_while, cut)
+    waiting = tick(storage)
+    assert waiting.run_requests == []
+    message = waiting.skip_reason.skip_message
+    assert "sales_transactions_SS_raw_1.csv does not end with a line break" in message
+    assert f"ingested once still for {storage.unterminated_wait_s}s" in message
+    shorter = StorageResource(**{**storage.model_dump(), "unterminated_wait_s": SETTLE_S})
+    (request,) = tick(shorter, waiting.cursor).run_requests
     assert request.tags["retail/groups"] == "group1"

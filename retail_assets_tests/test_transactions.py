@@ -29,10 +29,12 @@ def offline(tid="1", offers=",,,,", units="2", price="10.00", date=None):
     return line.replace("2023-5-20", date, 1) if date is not None else line
 
 
-def clean(spark, *lines, header=HEADER):
+def clean(spark, *lines, header=HEADER, ends_with_line_break=True):
     rows = [("f.csv", 1, header)] + [("f.csv", i, line) for i, line in enumerate(lines, 2)]
     numbered = spark.createDataFrame(rows, "source_file string, source_line long, raw_line string")
-    parsed = R.parse_lines(R.join_quoted_lines(numbered), header)
+    parsed = R.parse_lines(
+        R.join_quoted_lines(numbered), header, ends_with_line_break=ends_with_line_break
+    )
     return T.clean_transactions(parsed.withColumn("received_on", F.lit(RECEIVED_ON)))
 
 
@@ -214,6 +216,30 @@ def test_unclosed_quote_is_quarantined_whole_never_loaded_in_part(spark):
     assert rows == [(2, "1", None), (3, "9", "unbalanced_quotes")]  # RFC: the rest is inside
 
 
+@pytest.mark.parametrize(
+    "cut",
+    [
+        ONLINE.format(tid="9", address="12 Elm St/Springfield/CA/92"),  # inside a field
+        ONLINE.format(tid="9", address='"12 Elm St, Apt'),  # inside a quoted field
+        offline(tid="9").removesuffix("Cash"),  # right after a delimiter
+    ],
+    ids=["inside_a_field", "inside_a_quoted_field", "after_a_delimiter"],
+)
+def test_the_last_record_of_a_file_without_a_final_line_break_is_truncated(spark, cut):
+    """Each cut still parses as a plausible row (92 is a postal code to Spark), so only the
+    missing line break can tell: the record is quarantined, the ones before it are not."""
+    cleaned = clean(spark, offline(tid="1"), cut, ends_with_line_break=False)
+    rows = [(r.source_line, r.reason) for r in cleaned.orderBy("source_line").collect()]
+    assert rows == [(2, None), (3, "truncated_record")]
+
+
+def test_a_repeated_header_line_has_its_own_reason(spark):
+    again = " " + HEADER.upper() + " "  # as a concatenation of two files leaves it
+    cleaned = clean(spark, offline(tid="1"), again, offline(tid="2"))
+    rows = [(r.source_line, r.reason) for r in cleaned.orderBy("source_line").collect()]
+    assert rows == [(2, None), (3, "repeated_header"), (4, None)]
+
+
 def test_record_longer_than_the_limit_is_unbalanced(spark):
     stray = offline(tid="1").replace("Phone", 'Phone 6"')
     lines = [stray] + [offline(tid=str(i)) for i in range(2, R.MAX_RECORD_LINES + 2)] + [stray]
@@ -306,3 +332,6 @@ def test_branch_and_agent_rows_that_cannot_be_read_announce_nothing(spark):
     numbered = spark.createDataFrame(rows, "source_file string, source_line long, raw_line string")
     parsed = R.parse_lines(R.join_quoted_lines(numbered), header, R.AGENT_FIELDS)
     assert [r.sales_agent_id for r in agent_attributes(parsed).collect()] == ["a1"]
+    numbered = numbered.where("source_line <= 2")  # "a1,Ana Diaz,2020-1-2" without its line end
+    parsed = R.parse_lines(R.join_quoted_lines(numbered), header, R.AGENT_FIELDS, False)
+    assert agent_attributes(parsed).count() == 0

@@ -28,9 +28,12 @@ def read_raw(
         empty = spark.createDataFrame([], "source_file string, source_line long, raw_line string")
         numbered = [(empty, {"header": "", "received_on": None})]
     parsed = [
-        parse_lines(join_quoted_lines(lines), entry["header"], fields).withColumn(
-            "received_on", F.lit(entry["received_on"]).cast("date")
-        )
+        parse_lines(
+            join_quoted_lines(lines),
+            entry["header"],
+            fields,
+            ends_with_line_break=entry.get("ends_with_line_break", True),
+        ).withColumn("received_on", F.lit(entry["received_on"]).cast("date"))
         for lines, entry in numbered
     ]
     return reduce(DataFrame.unionByName, parsed)
@@ -61,6 +64,7 @@ def copy_group(storage: StorageResource, group: LandedGroup, key: str) -> dict:
             "header": copied.header,
             "empty": copied.size == 0,
             "valid_utf8": copied.valid_utf8,
+            "ends_with_line_break": copied.ends_with_line_break,
         }
     return {
         "group": group.name,

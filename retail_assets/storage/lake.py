@@ -31,6 +31,7 @@ class CopiedFile:
     records: int  # CSV records, header included; a quoted line break does not end one
     valid_utf8: bool
     header: str  # first line, decoded with replacement, BOM stripped
+    ends_with_line_break: bool  # else its last record may be cut off (an empty file: True)
 
 
 class Lake:
@@ -112,7 +113,12 @@ class Lake:
                 dst.write(chunk)
         self._move_into_place(temp, target, "copy_in")
         return CopiedFile(
-            size, digest.hexdigest(), counter.records, counter.valid_utf8(), counter.header()
+            size,
+            digest.hexdigest(),
+            counter.records,
+            counter.valid_utf8(),
+            counter.header(),
+            counter.ends_with_line_break,
         )
 
 
@@ -130,6 +136,7 @@ class _RecordCounter:
     def __init__(self):
         self._terminators = 0
         self._last = b""
+        self._final = b""  # the file's last byte so far, as it is (not in the quote-free copy)
         self._head = b""
         self._quoted = False
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
@@ -139,6 +146,7 @@ class _RecordCounter:
         if len(self._head) < 65536:
             self._head += chunk[:65536]
         self._check_utf8(chunk)
+        self._final = chunk[-1:] or self._final
         if self._quoted:  # the chunk starts inside a quoted field
             close = chunk.find(b'"')
             if close < 0:
@@ -171,6 +179,10 @@ class _RecordCounter:
     def records(self) -> int:
         """Terminated records, plus a last record without a terminator."""
         return self._terminators + (self._last not in (b"", b"\n", b"\r"))
+
+    @property
+    def ends_with_line_break(self) -> bool:
+        return self._final in (b"", b"\n", b"\r")
 
     def header(self) -> str:
         first = re.split(rb"\r\n|\r|\n", self._head, maxsplit=1)[0]

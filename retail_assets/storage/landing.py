@@ -35,6 +35,11 @@ class LandedGroup:
         return datetime.fromtimestamp(newest, tz=UTC)
 
     @property
+    def unterminated(self) -> list[str]:
+        """Its files that do not end with a line break: a writer may still be writing them."""
+        return [file.name for file in self.files.values() if not _ends_with_line_break(file)]
+
+    @property
     def partition_key(self) -> str:
         """The hourly partition of the group's arrival, in Dagster's hourly key format."""
         return key_of(self.arrived_at)
@@ -47,6 +52,15 @@ class LandedGroup:
             stat = self.files[kind].stat()
             parts.append(f"{kind}:{self.files[kind].name}:{stat.st_size}:{stat.st_mtime_ns}")
         return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _ends_with_line_break(file: Path) -> bool:
+    """True for an empty file too: it has no record to cut."""
+    with open(file, "rb") as data:
+        if data.seek(0, 2) == 0:
+            return True
+        data.seek(-1, 2)
+        return data.read(1) in (b"\n", b"\r")
 
 
 def landed_group(landing_dir: Path, name: str) -> LandedGroup:

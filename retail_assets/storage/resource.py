@@ -47,6 +47,9 @@ class StorageResource(ConfigurableResource):
     exports_dir: str
     lake_database: str = "retail_lake"  # silver, quarantine
     warehouse_database: str = "retail_dwh"  # dimensions, facts, insights, app events
+    # How long the landing sensor waits for a group with a file that does not end with a line
+    # break (its writer may be paused) before ingesting it, where other groups wait SETTLE_S.
+    unterminated_wait_s: int = 900
 
     @property
     def lake(self) -> Lake:
@@ -184,5 +187,9 @@ def storage_resource(settings: Settings) -> StorageResource:
         landing_dir=str(settings.landing_dir),
         lake_root=settings.lake_root,
         exports_dir=settings.exports_dir,
-        **env_fields(lake_database="RETAIL_LAKE_DB", warehouse_database="RETAIL_DWH_DB"),
+        **env_fields(
+            lake_database="RETAIL_LAKE_DB",
+            warehouse_database="RETAIL_DWH_DB",
+            unterminated_wait_s="RETAIL_UNTERMINATED_WAIT_S",
+        ),
     )

@@ -89,8 +89,9 @@ def file_problems(kind: str, entry: dict) -> list[tuple[bool, str]]:
     """What is wrong with one landed file (its manifest entry), as (is_error, words).
 
     Every file kind is judged alike. An unrecognized header is an error: no row of the file can
-    be used. An empty file or bytes that are not UTF-8 are warnings: the rows that can be read
-    are, and the rest are set aside (quarantined, for transactions).
+    be used. An empty file, bytes that are not UTF-8 or a last record without its line break
+    are warnings: the rows that can be read are, and the rest are set aside (quarantined, for
+    transactions).
     """
     if entry["empty"]:
         return [(False, "is empty: no header, nothing read")]
@@ -103,6 +104,9 @@ def file_problems(kind: str, entry: dict) -> list[tuple[bool, str]]:
         )
     if not entry.get("valid_utf8", True):
         problems.append((False, "holds bytes that are not UTF-8: rows with them are not used"))
+    if not entry.get("ends_with_line_break", True):  # manifests before it was recorded: True
+        problems.append((False, "does not end with a line break: its last record may be cut "
+                                "off and is not used"))  # fmt: skip
     return problems
 
 
@@ -206,12 +210,18 @@ def join_quoted_lines(numbered: DataFrame) -> DataFrame:
 
 
 def parse_lines(
-    numbered: DataFrame, header: str, fields: dict[str, tuple[str, ...]] = SOURCE_FIELDS
+    numbered: DataFrame,
+    header: str,
+    fields: dict[str, tuple[str, ...]] = SOURCE_FIELDS,
+    ends_with_line_break: bool = True,
 ) -> DataFrame:
     """Records of one file → one string column per source field (header line dropped).
 
     Offline rows omit the trailing shipping_address field: missing trailing fields become
     null. A field past the header's width lands in `overflow`, so it is never silently lost.
+    Two flags say a record is not data: `repeated_header` (the header line again, as where
+    files were concatenated) and `truncated_record` (the last record of a file that does not
+    end with a line break: its writer may have died mid-record, so no value of it is trusted).
     """
     layout = header_layout(header, fields)
     schema = ", ".join([f"c{i} STRING" for i in range(layout.width)] + ["overflow STRING"])
@@ -219,6 +229,11 @@ def parse_lines(
     records = with_computed_once(numbered.where(F.col("source_line") > 1), record=record).select(
         "source_file", "source_line", "raw_line", "unbalanced_quotes", "record.*"
     )
+    truncated = F.lit(False)
+    if not ends_with_line_break:  # one small aggregate, only for such a file
+        last = records.agg(F.max("source_line").alias("last_record"))
+        records = records.crossJoin(F.broadcast(last))
+        truncated = F.col("source_line") == F.col("last_record")
     fields = [
         F.col(f"c{layout.positions[field]}").alias(field)
         if field in layout.positions
@@ -226,11 +241,16 @@ def parse_lines(
         for field in fields
     ]
     missing = ",".join(layout.missing) or None
+    again = F.lit(False)
+    if header.strip():
+        again = F.lower(F.trim("raw_line")) == header.strip().lower()
     return records.select(
         "source_file",
         "source_line",
         "raw_line",
         "unbalanced_quotes",
+        truncated.alias("truncated_record"),
+        again.alias("repeated_header"),
         *fields,
         "overflow",
         F.lit(missing).cast("string").alias("missing_columns"),

@@ -173,6 +173,8 @@ def unreadable() -> Column:
     """Why a parsed record of any file kind cannot be read, or null: the same rules for
     transactions, branches and sales agents files (a record that fails is never used)."""
     failures = [
+        (F.col("truncated_record"), "truncated_record"),
+        (F.col("repeated_header"), "repeated_header"),
         (F.col("raw_line").contains("\ufffd"), "invalid_encoding"),
         (F.col("unbalanced_quotes"), "unbalanced_quotes"),
         (F.trim(F.col("raw_line")) == "", "blank_line"),
