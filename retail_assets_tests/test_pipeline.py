@@ -11,7 +11,7 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
 
 from retail_assets.assets.raw import raw_files
-from retail_assets.assets.silver import silver_transactions
+from retail_assets.assets.silver import new_transactions, silver_transactions
 from retail_assets.definitions import batch_definitions
 from retail_assets.dev.generator import generate
 from retail_assets.dev.replay import land
@@ -409,6 +409,43 @@ def test_incomplete_and_outside_groups_are_not_ingested(spark, settings, storage
     manifest = storage.raw_manifest(key_of(arrival))
     assert [g["group"] for g in manifest["groups"]] == ["group122"]
     assert silver_of(spark, storage, key_of(arrival)).count() == 1
+
+
+def test_resent_ids_whose_content_differs_are_reported_apart_from_exact_duplicates(
+    spark, settings, storage
+):
+    """First arrival wins either way; a re-send that disagrees with it (other units) is named
+    by a warning check, across hours and within one, an identical re-send is not."""
+    other_units = GOOD.replace(",3,19.99", ",4,19.99")
+    first, again = BAD_START + timedelta(hours=40), BAD_START + timedelta(hours=41)
+    write_group(storage.landing_dir_path, "group130", first, good_rows_file(201, 202))
+    resent = [GOOD.format(tid=201), other_units.format(tid=202), GOOD.format(tid=203),
+              other_units.format(tid=203), GOOD.format(tid=204), GOOD.format(tid=204)]  # fmt: skip
+    body = "\n".join([HEADERS["sales_transactions"], *resent]) + "\n"
+    write_group(storage.landing_dir_path, "group131", again, body.encode())
+    resources = {"spark": spark_resource(settings), "storage": storage}
+    with DagsterInstance.ephemeral() as instance:
+        for arrival in (first, again):
+            result = materialize(
+                [raw_files, silver_transactions, new_transactions],
+                partition_key=key_of(arrival),
+                resources=resources,
+                instance=instance,
+            )
+    assert result.success
+    (evaluation,) = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.event_specific_data.check_name == "resent_transactions_agree"
+    ]
+    assert (evaluation.passed, evaluation.severity.value) == (False, "WARN")
+    assert "2 re-sent transaction id(s)" in evaluation.description
+    assert evaluation.metadata["examples"].value == ["202", "203"]
+    (event,) = result.asset_materializations_for_node("new_transactions")
+    assert event.metadata["duplicate_rows"].value == 4  # 201, 202, 203 again, 204 again
+    new = storage.lake_table("silver", "new_transactions").hour(spark, key_of(again))
+    assert sorted((r.transaction_id, r.units) for r in new.collect()) == [("203", 3), ("204", 3)]
 
 
 def test_a_group_is_never_ingested_twice(spark, settings, storage, bad):

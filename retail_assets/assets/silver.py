@@ -15,7 +15,7 @@ from retail_assets.assets.catalog import LAKE_DB, OWNERS, table_metadata, tags, 
 from retail_assets.assets.metadata import all_rows, count_each, markdown_table, one_row
 from retail_assets.assets.partitions import hourly_asset, own_previous_hour
 from retail_assets.assets.raw import raw_files
-from retail_assets.loads.silver import write_new_transactions, write_silver
+from retail_assets.loads.silver import resend_conflicts, write_new_transactions, write_silver
 from retail_assets.resources import SparkResource
 from retail_assets.storage.resource import StorageResource, raw_rows
 from retail_assets.transforms import reconcile
@@ -129,6 +129,9 @@ def silver_transactions(
     )
 
 
+RESENDS_AGREE = "resent_transactions_agree"
+
+
 @hourly_asset(
     deps=[silver_transactions, own_previous_hour("new_transactions")],
     group_name="lake",
@@ -136,15 +139,25 @@ def silver_transactions(
     owners=OWNERS,
     tags=tags("silver", "sales"),
     metadata=table_metadata(LAKE_DB, "silver_new_transactions", "retail_lake.silver_transactions"),
+    check_specs=[
+        AssetCheckSpec(
+            RESENDS_AGREE,
+            asset="new_transactions",
+            description="a re-sent transaction id carries the content of its first arrival "
+            "(a warning: the first arrival is kept either way)",
+        )
+    ],
 )
 def new_transactions(
     context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> MaterializeResult:
     """Silver transactions of the hour whose transaction_id never arrived before (docs/rules.md §2:
     the first arrival wins). Dimensions and facts read only these, so a re-delivered group
-    adds nothing to the warehouse; it depends on its previous hour, the ids seen so far."""
+    adds nothing to the warehouse; it depends on its previous hour, the ids seen so far.
+    Re-sent ids whose content differs from the first arrival are reported apart from exact
+    duplicates: somebody should ask the source which version is right."""
     session = spark.spark_session
-    counts = []
+    counts, conflicting = [], []
     for key in context.partition_keys:
         write_new_transactions(session, storage, key)
         counted = count_each({
@@ -153,8 +166,17 @@ def new_transactions(
         })  # fmt: skip
         new, total = counted["new"], counted["silver"]
         duplicates = reconcile.duplicates(total, new)
-        counts.append({"hour": key, "silver": total, "new": new, "duplicates": duplicates})
+        conflicts, shown = resend_conflicts(session, storage, key) if duplicates else (0, [])
+        conflicting += shown
+        counts.append({"hour": key, "silver": total, "new": new, "duplicates": duplicates,
+                       "conflicting_ids": conflicts})  # fmt: skip
         context.log.info(f"{key}: {new} new transactions, {duplicates} duplicates")
+        if conflicts:
+            context.log.warning(
+                f"{key}: {conflicts} re-sent transaction id(s) differ from their first "
+                f"arrival (kept): {', '.join(shown)}"
+            )
+    conflicts = sum(c["conflicting_ids"] for c in counts)
     return MaterializeResult(
         metadata={
             **written(
@@ -162,6 +184,24 @@ def new_transactions(
                 partition_rows=sum(c["new"] for c in counts),
             ),
             "duplicate_rows": sum(c["duplicates"] for c in counts),
+            "conflicting_resends": conflicts,
             "hours": markdown_table(counts, limit=48),
-        }
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=RESENDS_AGREE,
+                passed=not conflicts,
+                severity=AssetCheckSeverity.WARN,
+                description=(
+                    f"{conflicts} re-sent transaction id(s) differ from their first arrival, "
+                    f"which was kept; e.g. {', '.join(conflicting[:5])}"
+                    if conflicts
+                    else None
+                ),
+                metadata={
+                    "conflicting_ids": conflicts,
+                    "examples": MetadataValue.json(conflicting[:5]),
+                },
+            )
+        ],
     )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail_assets.storage.hours import closed_before, hour_of
+from retail_assets.storage.hours import closed_before, hour_of, key_at
 from retail_assets.storage.lake import Lake
 from retail_assets.storage.tables import (
     HourlyTable,
@@ -51,14 +51,26 @@ class SeenIndex:
     def before(self, spark: SparkSession, key: str, *, through: bool = False) -> DataFrame | None:
         """The values that arrived before hour `key` (through=True: and in it), one column;
         None if there is no source yet."""
+        rows = self._arrived_before(spark, key, through)
+        return None if rows is None else rows.select(self.column)
+
+    def arrival_hours(self, spark: SparkSession, key: str, values: DataFrame) -> list[str]:
+        """The hours before `key` in which the values of `values` (a frame of `column`)
+        arrived: where to find their first arrivals in the source, without reading history."""
+        rows = self._arrived_before(spark, key, through=False)
+        if rows is None:
+            return []
+        hours = rows.join(values.distinct(), self.column, "left_semi").select("arrived").distinct()
+        return sorted(key_at(*row.arrived.split("T")) for row in hours.collect())
+
+    def _arrived_before(self, spark: SparkSession, key: str, through: bool) -> DataFrame | None:
         if not table_exists(spark, self.name):
             if not table_exists(spark, self.source.name):
                 return None
             self.rebuild(spark, key)  # a home from before the index: built once from the source
         slot = hour_slot(key)
         arrived = F.col("arrived") <= slot if through else F.col("arrived") < slot
-        seen = spark.table(self.name).where((F.col("slot") <= slot) & arrived)
-        return seen.select(self.column)
+        return spark.table(self.name).where((F.col("slot") <= slot) & arrived)
 
     def add_hour(self, spark: SparkSession, key: str) -> None:
         """Index hour `key` as the source now holds it, then compact what is due."""

@@ -14,7 +14,12 @@ from datetime import datetime
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from retail_assets.transforms.transactions import parse_date, title_case, unreadable
+from retail_assets.transforms.transactions import (
+    SILVER_COLUMNS,
+    parse_date,
+    title_case,
+    unreadable,
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,17 @@ def first_arrivals(silver: DataFrame, earlier_ids: DataFrame | None) -> DataFram
     hour_ids = F.broadcast(firsts.select("transaction_id"))
     seen = earlier_ids.select("transaction_id").join(hour_ids, "transaction_id", "left_semi")
     return firsts.join(seen, "transaction_id", "left_anti")
+
+
+def conflicting_resends(resent: DataFrame, firsts: DataFrame) -> DataFrame:
+    """The ids of `resent` rows (re-sent transactions, dropped as duplicates) whose content
+    differs from their first arrival in `firsts`: where the file and line differ, a re-send is
+    the same transaction; any other column differing means the two versions disagree."""
+    content = [c for c in SILVER_COLUMNS if c not in ("source_file", "source_line")]
+    first = firsts.select("transaction_id", F.struct(*content).alias("first"))
+    again = resent.select("transaction_id", F.struct(*content).alias("again"))
+    differs = ~F.col("again").eqNullSafe(F.col("first"))
+    return again.join(first, "transaction_id").where(differs).select("transaction_id").distinct()
 
 
 # ---------------------------------------------------------------- dimension inputs
