@@ -339,10 +339,37 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+PYSPARK_LOG = "run/pyspark-client.log"  # under RETAIL_HOME
+# pyspark's loggers that print JSON lines to stderr: every error with a query context, and
+# the Connect client's gRPC errors (the client's logger, off by default, is on in Dagster runs).
+PYSPARK_LOGGERS = (
+    "SQLQueryContextLogger",
+    "DataFrameQueryContextLogger",
+    "pyspark.sql.connect.logging",
+)
+
+
+def pyspark_logs_to(path: Path) -> None:
+    """pyspark's own log lines go to `path`, not the console: the console tells each event in
+    the project's one line (an error, a retry of a step whose server went away)."""
+    import logging
+
+    from pyspark.logger import PySparkLogger
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, delay=True)
+    for name in PYSPARK_LOGGERS:
+        logger = PySparkLogger.getLogger(name)
+        for console in list(logger.handlers):
+            logger.removeHandler(console)
+        logger.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
+    pyspark_logs_to(settings.home / PYSPARK_LOG)
     load_secrets(settings.home)
     prepare_dagster_home(settings)
     try:  # a home made before the start was recorded has older hours: they stay partitions

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from retail_assets.cli import PYSPARK_LOG
 from retail_assets.servers import java
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import ServiceError, free_port
@@ -104,6 +105,16 @@ def test_sql_json_reads_the_silver_table(demo):
     assert all(r["n"] > 120 for r in rows)
     # group2 is the source re-delivering group1: silver keeps both deliveries.
     assert rows[0]["n"] == rows[1]["n"]
+
+
+def test_a_query_error_is_one_console_line_and_pyspark_logs_to_its_file(spark, settings):
+    """pyspark prints a JSON line to stderr for every error with a query context; the console
+    gets the project's one line, the JSON goes to run/pyspark-client.log."""
+    result = retail("sql", "SELECT 1 / 0 AS ratio")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("retail: ") and "DIVIDE_BY_ZERO" in line, result.stderr
+    assert "DIVIDE_BY_ZERO" in (settings.home / PYSPARK_LOG).read_text()
 
 
 def test_replaying_an_hour_again_leaves_identical_silver(demo, settings):

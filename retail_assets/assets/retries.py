@@ -64,9 +64,14 @@ def server_away(error: BaseException) -> type | None:
     return None
 
 
+def first_line(text: str) -> str:
+    """The first line with words in it (Spark's errors carry a JVM trace below it)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 def one_line(error: BaseException) -> str:
-    """An error in one line: its first line (Spark's carry a JVM trace below it)."""
-    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    """An error in one line: its type and first line."""
+    first = first_line(str(error))
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 

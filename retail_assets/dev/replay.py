@@ -27,6 +27,7 @@ from dagster import (
     RunsFilter,
 )
 
+from retail_assets.assets.retries import TRANSIENT_RETRY, first_line
 from retail_assets.orchestration.jobs import RANGE_END, RANGE_START
 from retail_assets.settings import Settings, record_partitions_start
 from retail_assets.storage.hours import hour_of, key_of
@@ -146,7 +147,7 @@ def run_hour(
         instance=instance, raise_on_error=False, run_config=QUIET, **span
     )
     run = HourRun(result.success, seconds=time.monotonic() - began)
-    lines = run.lines
+    lines, attempts = run.lines, {}
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.event_specific_data.materialization
@@ -168,10 +169,27 @@ def run_hour(
             seconds = event.event_specific_data.duration_ms / 1000
             run.step_seconds[event.step_key] = seconds
             lines.append(f"      step {event.step_key} took {seconds:.1f}s")
+        elif event.event_type == DagsterEventType.STEP_UP_FOR_RETRY:
+            retry = event.event_specific_data
+            attempts[event.step_key] = attempts.get(event.step_key, 1) + 1
+            lines.append(
+                f"    {event.step_key}: {retried_error(retry.error)}; retrying the step "
+                f"in {retry.seconds_to_wait or 0:.0f}s (attempt {attempts[event.step_key]} "
+                f"of {TRANSIENT_RETRY.max_retries + 1})"
+            )
         elif event.event_type == DagsterEventType.STEP_FAILURE:
             error = event.event_specific_data.error
             lines.append(f"    {event.step_key} FAILED: {error.message.strip()}")
     return run
+
+
+def retried_error(error) -> str:
+    """The error a step was retried for, in one line without its class path (a retry request
+    wraps the step's own error as its cause)."""
+    error = error.cause or error
+    line = first_line(error.message)
+    path, _, words = line.partition(": ")
+    return words if words and path.endswith(error.cls_name) else line
 
 
 def finished_run(instance: DagsterInstance, key: str) -> str | None:
