@@ -8,7 +8,7 @@ setup(
     packages=find_packages(exclude=["retail_assets_tests", "bench", "bench.*"]),
     # Links to the checkout's own files (a wheel holds copies): the column catalog the UI
     # shows, the Dagster instance and workspace `retail` commands use.
-    package_data={"retail_assets": ["tables.md", "dagster.yaml", "workspace.yaml"]},
+    package_data={"retail_assets": ["tables.md", "dagster.yaml", "workspace.yaml", "jvm/*.xml"]},
     python_requires=">=3.11,<3.13",
     # Ranges with floors, so a resolver can never backtrack into an old release. Dagster's
     # integrations are released in lockstep with the core (dagster-pyspark 0.29.N pins

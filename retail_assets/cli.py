@@ -115,6 +115,15 @@ def cmd_stream(args, settings: Settings) -> int:
     return 0 if result.success else 1
 
 
+def cmd_jars(args, settings: Settings) -> int:
+    """Fetch every pinned jar set (jvm/pom.xml) now, so that later starts work offline."""
+    from retail_assets.servers import jars
+
+    jars.fetch(settings.home)
+    print(jars.jars_dir(settings.home))
+    return 0
+
+
 def cmd_generate(args, settings: Settings) -> int:
     from retail_assets.dev.generator import generate
 
@@ -281,6 +290,8 @@ def parser() -> argparse.ArgumentParser:
     stack.add_argument("--profile", choices=PROFILES,
                        help="up: the profile this home runs from now on (default: the one "
                             "recorded, else RETAIL_PROFILE, else embedded)")  # fmt: skip
+
+    command("jars", cmd_jars, "fetch the pinned JVM jars (jvm/pom.xml) with mvn, once")
 
     prod = command("produce", cmd_produce, "send app-log events to Kafka")
     amount = prod.add_mutually_exclusive_group(required=True)

@@ -52,7 +52,7 @@ from retail_assets_tests.helpers import retail as run_program
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.cluster,
-    pytest.mark.debian("postgresql", "libpostgresql-jdbc-java"),  # installed when missing
+    pytest.mark.debian("postgresql"),  # installed when missing
 ]
 DEMO_START = f"{WAREHOUSE_START:%Y-%m-%d-%H}:00"
 

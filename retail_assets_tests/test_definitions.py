@@ -78,6 +78,10 @@ def test_the_installed_wheel_imports_reading_nothing_and_printing_nothing(wheel,
     shown = subprocess.run([wheel / "bin" / "retail", "--help"], capture_output=True, text=True,
                            timeout=60, cwd=tmp_path, env=env)  # fmt: skip
     assert shown.returncode == 0 and shown.stdout.startswith("usage: retail"), shown.stderr
+    pom = subprocess.run([python, "-c", "from retail_assets.servers import jars; "
+                          "jars.pinned('kafka-broker'); print(jars.POM)"], capture_output=True,
+                         text=True, timeout=60, cwd=tmp_path, env=env)  # fmt: skip
+    assert Path(pom.stdout.strip()).is_relative_to(wheel), pom.stderr[-2000:]  # jvm/ shipped
 
 
 def test_hourly_job_covers_the_batch_assets_and_the_sensor_launches_it():

@@ -26,7 +26,6 @@ from pathlib import Path
 from retail_assets.servers.java import (
     SPARK_JARS,
     check_java,
-    check_pg_jdbc,
     java_binary,
     pg_jdbc_jar,
 )
@@ -107,8 +106,7 @@ class LocalMetastore(LocalServer):
         check_java()
         classpath = f"{SPARK_JARS}/*"
         if self.jdbc_url:
-            check_pg_jdbc()
-            classpath += f":{pg_jdbc_jar()}"
+            classpath += f":{pg_jdbc_jar(self.home)}"
         self.derby_home.mkdir(parents=True, exist_ok=True)
         conf = {
             **self.store_conf(),
@@ -147,7 +145,7 @@ def create_schema(postgres: LocalPostgres) -> None:
         properties = Path(work) / "metastore.properties"  # private: the folder is 0700
         properties.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         done = subprocess.run(
-            [java_binary(), "-cp", f"{SPARK_JARS}/*:{pg_jdbc_jar()}:{work}",
+            [java_binary(), "-cp", f"{SPARK_JARS}/*:{pg_jdbc_jar(postgres.home)}:{work}",
              "org.datanucleus.store.schema.SchemaTool", "-create", "-api", "JDO",
              "-props", str(properties), str(Path(work) / "package.jdo")],
             capture_output=True, text=True, timeout=TIMEOUT_S, cwd=work,

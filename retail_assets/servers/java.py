@@ -10,15 +10,19 @@ from pathlib import Path
 
 import pyspark
 
+from retail_assets.servers import jars
 from retail_assets.servers.supervisor import ServiceError
 
 SPARK_HOME = Path(pyspark.__file__).parent
 SPARK_JARS = SPARK_HOME / "jars"  # Spark's, Hive's metastore and Derby: pinned by the lock
 
 
-def pg_jdbc_jar() -> str:
-    """The PostgreSQL JDBC driver the cluster profile's metastore loads (Debian's by default)."""
-    return os.environ.get("RETAIL_PG_JDBC_JAR") or "/usr/share/java/postgresql.jar"
+def pg_jdbc_jar(home: str | Path) -> str:
+    """The PostgreSQL JDBC driver the cluster profile's metastore loads: the pinned one
+    (fetched on first use), or RETAIL_PG_JDBC_JAR."""
+    if chosen := os.environ.get("RETAIL_PG_JDBC_JAR"):
+        return chosen
+    return str(jars.ensure(home, "metastore-jdbc") / jars.jar_name("metastore-jdbc", "postgresql"))
 
 
 def java_binary() -> str:
@@ -48,11 +52,3 @@ def check_java() -> None:
     major = java_major_version()
     if major < 17:
         raise ServiceError(f"Spark 4 needs Java 17 or newer; found Java {major}.")
-
-
-def check_pg_jdbc() -> None:
-    if not Path(pg_jdbc_jar()).exists():
-        raise ServiceError(
-            f"the metastore's JDBC driver {pg_jdbc_jar()} is missing; on Debian: apt-get "
-            "install -y libpostgresql-jdbc-java (or set RETAIL_PG_JDBC_JAR)"
-        )

@@ -24,7 +24,7 @@ from retail_assets.settings import PG_PASSWORD_VARIABLE, Settings
 
 START_TIMEOUT_S = 60
 DATABASES = ("metastore", "dagster")
-INSTALL_HINT = "apt-get install -y postgresql libpostgresql-jdbc-java"
+INSTALL_HINT = "apt-get install -y postgresql"
 
 
 def bin_dir() -> Path:
