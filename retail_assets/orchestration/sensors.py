@@ -84,13 +84,13 @@ def landing_sensor(context: SensorEvaluationContext, storage: StorageResource) -
         if pending.get(group.name) == group.fingerprint:
             continue
         still = (datetime.now(UTC) - group.arrived_at).total_seconds()
-        unterminated = group.unterminated
         if still < SETTLE_S:
             notes.append(
                 f"{group.name} changed {still:.0f}s ago: ingested once its files have been "
                 f"still for {SETTLE_S}s (a file may still be being written)"
             )
             continue
+        unterminated = group.unterminated  # read only for a group that is otherwise due
         if unterminated and still < storage.unterminated_wait_s:
             notes.append(
                 f"{group.name}: {', '.join(unterminated)} does not end with a line break (a "
