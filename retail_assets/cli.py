@@ -99,8 +99,8 @@ def cmd_stream(args, settings: Settings) -> int:
     kafka_broker.ensure(settings)
     job = defs().resolve_job_def("app_events_job")
 
-    cap = args.max_per_partition  # None: the asset's own default
-    config = {} if cap is None else {"max_per_partition": cap}
+    cap = args.max_per_batch  # None: the asset's own default
+    config = {} if cap is None else {"max_per_batch": cap}
     run_config = {"ops": {"app_events": {"config": config}}, **QUIET}
     result = job.execute_in_process(
         instance=open_instance(), raise_on_error=False, run_config=run_config
@@ -303,8 +303,8 @@ def parser() -> argparse.ArgumentParser:
                       help="add a field no schema knows to every event (repeatable)")  # fmt: skip
 
     stream = command("stream", cmd_stream, "one pass of the stream: Kafka → app_events")
-    stream.add_argument("--max-per-partition", type=int,
-                        help="records of each Kafka partition one pass reads at most "
+    stream.add_argument("--max-per-batch", type=int,
+                        help="records one micro-batch reads at most, all partitions together "
                              "(default: the app_events asset's own)")  # fmt: skip
 
     def source_shape(parser: argparse.ArgumentParser) -> None:

@@ -11,11 +11,12 @@ from pyspark.sql import SparkSession
 from pyspark.sql.connect.client.retries import DefaultPolicy
 from pyspark.sql.connect.session import SparkSession as ConnectSession
 
+from retail_assets.servers import jars
 from retail_assets.servers.hive_metastore import LocalMetastore
 from retail_assets.servers.kafka_broker import LocalBroker
-from retail_assets.servers.spark_connect import LocalSparkServer
+from retail_assets.servers.spark_connect import KAFKA_CONNECTOR, LocalSparkServer
 from retail_assets.settings import Settings, env_fields
-from retail_assets.streaming.kafka_source import TIMEOUT_S, Offsets, topic_offsets
+from retail_assets.streaming.kafka_offsets import TIMEOUT_S, Offsets, topic_offsets
 
 
 class SparkResource(PySparkResource):
@@ -81,6 +82,8 @@ def connect(resource: SparkResource) -> SparkSession:
     metastore, started first when it is ours."""
     local_server = resource.local_server
     ours = local_server or resource.local_metastore
+    if resource.local_metastore:  # a classic session loads the connector from the home
+        jars.ensure(resource.local_metastore.home, KAFKA_CONNECTOR)
     if ours:
         ours.up()
     session = spark_session_from_config(resource.spark_config)
@@ -123,7 +126,7 @@ class KafkaResource(ConfigurableResource):
         )
 
     def client_config(self) -> dict[str, str]:
-        """librdkafka settings shared by producers, consumers and the Spark source."""
+        """librdkafka settings shared by the producer, the sensor and the asset's offset checks."""
         config = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
@@ -136,14 +139,25 @@ class KafkaResource(ConfigurableResource):
             })  # fmt: skip
         return config
 
+    def spark_options(self) -> dict[str, str]:
+        """The same connection for Spark's Kafka source (Java client settings, `kafka.`…)."""
+        options = {
+            "kafka.bootstrap.servers": self.bootstrap_servers,
+            "kafka.security.protocol": self.security_protocol,
+        }
+        if self.security_protocol.upper().startswith("SASL"):
+            module = "plain.PlainLoginModule" if self.sasl_mechanism.upper() == "PLAIN" else (
+                "scram.ScramLoginModule")  # fmt: skip
+            options.update({
+                "kafka.sasl.mechanism": self.sasl_mechanism,
+                "kafka.sasl.jaas.config": f"org.apache.kafka.common.security.{module} required "
+                f'username="{self.sasl_username}" password="{self.sasl_password}";',
+            })  # fmt: skip
+        return options
+
     def offsets(self, timeout: float = TIMEOUT_S) -> Offsets:
         """Where each partition of the topic starts and ends (empty: no topic yet)."""
-        return topic_offsets(self.client_config(), self.topic, timeout, self.probes_end)
-
-    @property
-    def probes_end(self) -> bool:
-        """Only the embedded broker (Tansu) lists a partition's end short of the true one."""
-        return self.local_broker is not None
+        return topic_offsets(self.client_config(), self.topic, timeout)
 
 
 def spark_resource(settings: Settings) -> SparkResource:

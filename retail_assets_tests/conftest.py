@@ -23,6 +23,9 @@ os.environ.update(
     RETAIL_KAFKA_PORT=str(free_port()),
     DAGSTER_HOME=str(_HOME / "dagster"),
     RETAIL_PARTITIONS_START="2024-01-01-00:00",  # the tests replay fixed hours of 2025
+    # The pinned jars, fetched once into the checkout's git-ignored jvm/jars and shared by
+    # every home the tests make (mvn copies them from ~/.m2 after the first download).
+    RETAIL_JARS_DIR=str(Path(__file__).resolve().parents[1] / "jvm" / "jars"),
 )
 for name in (
     "RETAIL_LANDING_DIR",
@@ -85,7 +88,7 @@ def spark(settings):
 
 @pytest.fixture(scope="session")
 def kafka(settings):
-    """The session's Kafka broker (Tansu; started once, stopped by its PID at the end)."""
+    """The session's Kafka broker (Apache Kafka; started once, stopped by its PID at the end)."""
     broker = LocalBroker.of(settings)
     try:
         broker.up()

@@ -1,6 +1,6 @@
-"""The streaming path against a real Kafka-protocol broker (the session's Tansu) and the
-session's Spark server: producer, source, app_events, window counts, the Kafka sensor, and
-exactly-once across a kill -9.
+"""The streaming path against the session's Apache Kafka broker and Spark server: producer,
+Spark's Kafka source, app_events, window counts, the Kafka sensor, and exactly-once across a
+kill -9.
 """
 
 import json
@@ -33,7 +33,7 @@ from retail_assets.resources import KafkaResource, spark_resource
 from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.supervisor import ServiceError, free_port
 from retail_assets.streaming.events import events, produce
-from retail_assets.streaming.kafka_source import topic_offsets
+from retail_assets.streaming.kafka_offsets import topic_offsets
 from retail_assets.transforms.events import parse_events
 from retail_assets_tests.helpers import declared_columns, make_storage, written_columns
 
@@ -83,20 +83,6 @@ def landed(spark, storage, table="app_events"):
 
 
 # ---------------------------------------------------------------- producer and broker
-
-
-def test_end_offsets_see_the_true_end_despite_the_listed_watermark(kafka):
-    config = {"bootstrap.servers": kafka}
-    producer = Producer({**config, "linger.ms": 200})
-    for n in range(500):  # batched: Tansu lists the last batch's base offset + 1
-        producer.produce("t_quirk", str(n).encode(), partition=0)
-    assert producer.flush(30) == 0
-    probe = Consumer({**config, "group.id": "t"})
-    _, listed = probe.get_watermark_offsets(TopicPartition("t_quirk", 0), timeout=10)
-    probe.close()
-    assert topic_offsets(config, "t_quirk", probe_end=True).ends["0"] == 500
-    assert listed < 500  # the quirk is real: a reader trusting this watermark stops short
-    assert topic_offsets(config, "t_quirk").ends["0"] == listed  # any other Kafka: trusted
 
 
 def test_produce_to_an_unreachable_broker_is_a_clear_error():
@@ -201,15 +187,13 @@ def test_a_pass_whose_batches_another_query_ran_ends_where_the_checkpoint_is(
     from retail_assets.assets.streaming import EVENTS
     from retail_assets.assets.streaming import stream_pass as query_pass
     from retail_assets.storage.checkpoints import position
-    from retail_assets.streaming.kafka_source import KafkaSource
 
     storage, kafka, _ = stream
     send(stream, 200, seed=7, start=START)
     starts, ends = kafka.offsets()
     before = position(storage.last_commit(kafka.topic, EVENTS), starts)  # read, then…
     stream_pass(settings, stream)  # …another query on the checkpoint lands every event
-    spark.dataSource.register(KafkaSource)
-    summary = query_pass(spark, kafka, storage, EVENTS, before, ends)
+    summary = query_pass(spark, kafka, storage, EVENTS, before, ends, max_per_batch=1000)
     assert (summary["batches"], summary["end_offsets"]) == (0, ends)
     assert landed(spark, storage).count() == 200
 
@@ -327,15 +311,13 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
 
 def start_orphan(spark, settings, storage, topic):
     from retail_assets.assets.streaming import EVENTS, stream_writer
-    from retail_assets.streaming.kafka_source import KafkaSource
 
-    spark.dataSource.register(KafkaSource)
     kafka = KafkaResource(
         bootstrap_servers=settings.kafka_bootstrap,
         topic=topic,
         local_broker=LocalBroker.of(settings),
     )
-    writer = stream_writer(spark, kafka, storage, EVENTS, {})
+    writer = stream_writer(spark, kafka, storage, EVENTS, max_per_batch=1000)
     return writer.queryName("orphan").trigger(processingTime="2 seconds").start()
 
 
@@ -348,7 +330,7 @@ def test_retail_produce_adds_the_extra_field_to_every_event(kafka):
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["delivered"] == 40
     config = {"bootstrap.servers": kafka}
-    ends = topic_offsets(config, "t_cli", probe_end=True).ends
+    ends = topic_offsets(config, "t_cli").ends
     reader = Consumer({**config, "group.id": "t_cli", "enable.partition.eof": True})
     reader.assign([TopicPartition("t_cli", int(p), 0) for p in ends])
     bodies, deadline = [], time.monotonic() + 30
@@ -382,7 +364,8 @@ def test_the_checkpoint_says_what_the_newest_committed_batch_reached(tmp_path):
     from retail_assets.storage.lake import Lake
 
     meta = '{"batchWatermarkMs":0,"batchTimestampMs":1}'
-    entries = [f"v1\n{meta}\n{line}" for line in ('{"0":3}', '{"0":7,"1":9}', '{"0":8,"1":9}')]
+    lines = ('{"t":{"0":3}}', '{"t":{"1":9,"0":7}}', '{"t":{"0":8,"1":9}}')  # Kafka's
+    entries = [f"v1\n{meta}\n{line}" for line in lines]
     write_checkpoint(tmp_path, entries, committed=(0, 1))  # batch 2 is planned, not committed
     commit = last_commit(Lake(str(tmp_path)))
     assert (commit.batch, commit.offsets) == (1, {"0": 7, "1": 9})
@@ -392,19 +375,17 @@ def test_an_offsets_log_of_another_format_is_a_clear_error(tmp_path):
     from retail_assets.storage.checkpoints import last_commit
     from retail_assets.storage.lake import Lake
 
-    write_checkpoint(tmp_path, ['v2\n{}\n{"0":3}'], committed=(0,))
+    write_checkpoint(tmp_path, ['v2\n{}\n{"t":{"0":3}}'], committed=(0,))
     with pytest.raises(ValueError, match="offsets log 'v2'"):
         last_commit(Lake(str(tmp_path)))
 
 
-def test_a_batch_reads_each_partition_in_slices_that_cover_its_offsets_once():
-    from retail_assets.streaming.kafka_source import SLICE_RECORDS, KafkaStreamReader
+def test_a_checkpoint_of_the_python_source_before_is_refused_by_name(tmp_path):
+    """Offsets {"<partition>": n} (this project's own source before Spark's): Spark's Kafka
+    source cannot read on from them; the refusal says where to look."""
+    from retail_assets.storage.checkpoints import last_commit
+    from retail_assets.storage.lake import Lake
 
-    reader = KafkaStreamReader({"topic": "t"})
-    start, end = {"0": 5, "1": 40, "2": 7}, {"0": 5 + 2 * SLICE_RECORDS + 1, "1": 41, "2": 7}
-    slices = reader.partitions(start, end)
-    assert all(0 < s.end - s.start <= SLICE_RECORDS for s in slices)
-    for p in end:
-        offsets = [o for s in slices if s.partition == int(p) for o in range(s.start, s.end)]
-        assert offsets == list(range(start[p], end[p]))
-    assert len(slices) == 4  # partition 0 in three slices, 1 in one, 2 (nothing new) in none
+    write_checkpoint(tmp_path, ['v1\n{}\n{"0":3,"1":4}'], committed=(0,))
+    with pytest.raises(ValueError, match="not Spark's Kafka source's.*runbook"):
+        last_commit(Lake(str(tmp_path)))

@@ -1,17 +1,17 @@
 """app_events: app-log events from Kafka, landed by Spark Structured Streaming, a pass per run.
 
-Two queries, each with its own checkpoint under lake/streaming/_checkpoints/<topic>: the
-events (retail_dwh.app_events, parquet by event_date/event_hour) and their counts per eventType
-in 5-minute event-time windows (retail_dwh.app_event_counts). Each run reads what the broker
-holds beyond its checkpoint, at most `max_per_partition` records per partition, and stops;
-then it compacts the periods that have closed (storage/stream.py).
+Two queries on Spark's Kafka source, each with its own checkpoint under
+lake/streaming/_checkpoints/<topic>: the events (retail_dwh.app_events, parquet by
+event_date/event_hour) and their counts per eventType in 5-minute event-time windows
+(retail_dwh.app_event_counts). Each run reads what the broker holds beyond its checkpoint
+when the query starts (Trigger.AvailableNow), in batches of at most `max_per_batch` records,
+and stops; then it compacts the periods that have closed (storage/stream.py).
 
 Exactly once: a micro-batch's offsets are fixed in the checkpoint before it runs, and its
 sink replaces the batch's own partitions (…/batch_id=N) by dynamic partition overwrite. A
 batch cut short (kill -9) is run again with the same offsets and writes the same files.
 """
 
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,15 +25,10 @@ from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, w
 from retail_assets.assets.metadata import as_json, markdown_table
 from retail_assets.assets.retries import retried
 from retail_assets.resources import KafkaResource, SparkResource
-from retail_assets.storage.checkpoints import Commit, lag, position
+from retail_assets.storage.checkpoints import Commit, kafka_offsets, lag, position
 from retail_assets.storage.resource import StorageResource
 from retail_assets.storage.stream import batch_writer
-from retail_assets.streaming.kafka_source import (
-    CONFIG_PREFIX,
-    KafkaSource,
-    behind_checkpoint,
-    capped,
-)
+from retail_assets.streaming.kafka_offsets import behind_checkpoint
 from retail_assets.transforms.events import parse_events, window_counts
 
 EVENTS, COUNTS = "app_events", "app_event_counts"
@@ -44,15 +39,21 @@ TRANSFORMS: dict[str, Callable[[DataFrame], DataFrame]] = {
 
 
 class AppEventsConfig(Config):
-    max_per_partition: int = 200_000  # records of each partition one run reads at most
+    # Records one micro-batch reads at most (all partitions together): a backlog after an
+    # outage is landed in batches of this size, so a batch's memory stays bounded.
+    max_per_batch: int = 600_000
 
 
 def stream_writer(
-    spark: SparkSession, kafka: KafkaResource, storage: StorageResource, name: str, ending: dict
+    spark: SparkSession,
+    kafka: KafkaResource,
+    storage: StorageResource,
+    name: str,
+    max_per_batch: int,
 ) -> DataStreamWriter:
-    """Query `name` up to the offsets `ending`, its tables made ready first."""
+    """Query `name`, its tables made ready first."""
     table = storage.stream_table(name)
-    stream = TRANSFORMS[name](kafka_records(spark, kafka, ending))
+    stream = TRANSFORMS[name](kafka_records(spark, kafka, max_per_batch))
     table.ensure(spark, stream.withColumn("batch_id", F.lit("")))
     return (
         stream.writeStream.queryName(name)
@@ -61,29 +62,38 @@ def stream_writer(
     )
 
 
-def kafka_records(spark: SparkSession, kafka: KafkaResource, ending: dict[str, int]) -> DataFrame:
-    """The topic as a stream of RAW_SCHEMA rows, ending at the offsets `ending`."""
-    return (
-        spark.readStream.format(KafkaSource.name())
-        .option("topic", kafka.topic)
-        .options(**{CONFIG_PREFIX + k: v for k, v in kafka.client_config().items()})
-        .option("endingOffsets", json.dumps(ending))
-        .option("probeEnd", str(kafka.probes_end).lower())
+def kafka_records(spark: SparkSession, kafka: KafkaResource, max_per_batch: int) -> DataFrame:
+    """The topic as a stream of (kafka_partition, kafka_offset, kafka_timestamp, key, value)
+    rows, from Spark's Kafka source. A first pass starts at the earliest offsets; failOnDataLoss
+    (the default) fails a query whose offsets the broker no longer holds."""
+    records = (
+        spark.readStream.format("kafka")
+        .option("subscribe", kafka.topic)
+        .options(**kafka.spark_options())
+        .option("startingOffsets", "earliest")
+        .option("maxOffsetsPerTrigger", str(max_per_batch))
         .load()
+    )
+    return records.select(
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("key").cast("string").alias("key"),
+        F.col("value").cast("string").alias("value"),
     )
 
 
 def run_query(writer: DataStreamWriter) -> list:
-    """One pass of a query: its progress reports, one per trigger.
+    """One pass of a query: its progress reports, one per batch.
 
-    processAllAvailable returns once the source has nothing new and no batch is due: that
-    includes a batch left planned by a killed run (re-run first, with its own offsets) and
-    the no-data batch in which the window counts emit the windows their watermark closed
-    (append mode emits a window only in a batch after the one that passed it).
+    Trigger.AvailableNow fixes the pass's end when the query starts (the broker's end
+    offsets then), runs the batches up to it, a batch left planned by a killed run first
+    (with its own offsets), then the no-data batch in which the window counts emit the
+    windows their watermark closed, and stops the query.
     """
-    query = writer.start()
+    query = writer.trigger(availableNow=True).start()
     try:
-        query.processAllAvailable()
+        query.awaitTermination()
         return query.recentProgress
     finally:
         query.stop()
@@ -100,7 +110,7 @@ def pass_summary(progress: list, before: Commit, seconds: float) -> dict:
         "input_rows": rows,
         "rows_per_second": round(rows / seconds, 1) if seconds else 0.0,
         "start_offsets": before.offsets,
-        "end_offsets": json.loads(ran[-1].sources[0].endOffset) if ran else before.offsets,
+        "end_offsets": kafka_offsets(ran[-1].sources[0].endOffset) if ran else before.offsets,
     }
 
 
@@ -116,11 +126,14 @@ def stream_pass(
     name: str,
     before: Commit,
     ending: dict[str, int],
+    max_per_batch: int,
 ) -> dict:
-    """Query `name` from its checkpoint (`before`) to `ending`; an error if it stops short."""
+    """Query `name` from its checkpoint (`before`) to at least `ending` (the broker's ends read
+    before); an error if it stops short."""
     began, progress = time.monotonic(), []
     if any(e > before.offsets.get(p, 0) for p, e in ending.items()):
-        progress = run_query(stream_writer(session, kafka, storage, name, ending))
+        writer = stream_writer(session, kafka, storage, name, max_per_batch)
+        progress = run_query(writer)
     summary = pass_summary(progress, before, time.monotonic() - began)
     if reached_short(summary["end_offsets"], ending):
         # A query a killed run left on the server, on this checkpoint, may have committed the
@@ -156,15 +169,15 @@ def app_events(
     """retail_dwh.app_events (known fields typed, unknown ones in extra_fields) and
     retail_dwh.app_event_counts (per eventType, 5-minute windows, watermark 10 minutes)."""
     session = spark.spark_session
-    session.dataSource.register(KafkaSource)
-    starts, ends = kafka.offsets()  # both queries' end
+    starts, ends = kafka.offsets()  # both queries read at least this far
 
     summary, compacted = {}, {}
     for name in (EVENTS, COUNTS):
         before = position(storage.last_commit(kafka.topic, name), starts)
         behind_checkpoint(before.offsets, ends)
-        ending = capped(before.offsets, ends, config.max_per_partition)
-        summary[name] = stream_pass(session, kafka, storage, name, before, ending)
+        summary[name] = stream_pass(
+            session, kafka, storage, name, before, ends, config.max_per_batch
+        )
         compacted[name] = storage.stream_table(name).compact(
             session, summary[name]["last_batch"], datetime.now(UTC)
         )

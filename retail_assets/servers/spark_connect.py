@@ -12,7 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from retail_assets.servers import spark_cluster
+from retail_assets.servers import jars, spark_cluster
 from retail_assets.servers.hive_metastore import LocalMetastore
 from retail_assets.servers.java import SPARK_HOME, check_java
 from retail_assets.servers.supervisor import LocalServer, ServiceError, port_is_open
@@ -20,36 +20,17 @@ from retail_assets.settings import Settings
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT_S = 180
+KAFKA_CONNECTOR = "spark-kafka"  # the jar set of jvm/pom.xml every session loads
 
 
 LOG_FILES_KEPT = 4
-# Spark's own defaults (log4j2-defaults.properties in its jars) with a file that rolls over
-# instead of the console: a log that grew with history would not stay flat.
-LOG_SETTINGS = """\
-status = error
-rootLogger.level = info
-rootLogger.appenderRef.file.ref = file
-appender.file.type = RollingFile
-appender.file.name = file
-appender.file.fileName = {file}
-appender.file.filePattern = {file}.%i
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
-appender.file.policy.type = SizeBasedTriggeringPolicy
-appender.file.policy.size = {size}
-appender.file.strategy.type = DefaultRolloverStrategy
-appender.file.strategy.max = {kept}
-logger.jetty.name = org.sparkproject.jetty
-logger.jetty.level = warn
-logger.jetty2.name = org.sparkproject.jetty.util.component.AbstractLifeCycle
-logger.jetty2.level = error
-logger.metastore.name = org.apache.hadoop.hive.metastore.RetryingHMSHandler
-logger.metastore.level = fatal
-logger.hive_functionregistry.name = org.apache.hadoop.hive.ql.exec.FunctionRegistry
-logger.hive_functionregistry.level = error
-logger.parquet.name = org.apache.parquet.CorruptStatistics
-logger.parquet.level = error
-"""
+LOG_LEVELS = {  # Spark's own defaults (log4j2-defaults.properties in its jars)
+    "org.sparkproject.jetty": "warn",
+    "org.sparkproject.jetty.util.component.AbstractLifeCycle": "error",
+    "org.apache.hadoop.hive.metastore.RetryingHMSHandler": "fatal",
+    "org.apache.hadoop.hive.ql.exec.FunctionRegistry": "error",
+    "org.apache.parquet.CorruptStatistics": "error",
+}
 
 
 class LocalSparkServer(LocalServer):
@@ -87,8 +68,11 @@ class LocalSparkServer(LocalServer):
         )
 
     def session_conf(self) -> dict[str, str]:
-        """What any session of the platform needs: Hive catalog and lake semantics."""
+        """What any session of the platform needs: Hive catalog, lake semantics, and Spark's
+        Kafka source (the pinned connector jars, which `jars.ensure` fetches before a start)."""
+        connector = jars.jars_dir(self.home) / KAFKA_CONNECTOR
         return {
+            "spark.jars": ",".join(str(connector / name) for name in jars.names(KAFKA_CONNECTOR)),
             "spark.sql.catalogImplementation": "hive",
             "spark.sql.warehouse.dir": self.warehouse_dir,
             "spark.hadoop.hive.metastore.uris": self.metastore.uri,
@@ -146,13 +130,12 @@ class LocalSparkServer(LocalServer):
         if status["running"]:  # every step's session finds both up: no more to do
             return status
         check_java()
+        jars.ensure(self.home, KAFKA_CONNECTOR)
         if self.cluster_master:
             self.check_cluster()
         self.server.check_port()  # before the metastore starts for a server that cannot
-        settings = LOG_SETTINGS.format(
-            file=self.server.log_file, size=f"{self.log_roll_kb}KB", kept=LOG_FILES_KEPT
-        )
-        logging = f"-Dlog4j2.configurationFile={self.server.log_settings(settings)}"
+        settings = self.server.rolling_log_settings(self.log_roll_kb, LOG_FILES_KEPT, LOG_LEVELS)
+        logging = f"-Dlog4j2.configurationFile={settings}"
         cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--class", SERVER_CLASS,
                "--driver-java-options", logging]  # fmt: skip
         for key, value in self.server_conf().items():

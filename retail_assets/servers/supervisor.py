@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -22,6 +22,7 @@ from typing import ClassVar
 from dagster import Config
 
 CHILD_TIMEOUT_S = 10  # a server's leftover child (a Python worker) after SIGTERM
+Causes = Sequence[tuple[str, str]]  # (a sign in a server's log, the cause in one line)
 
 
 class ServiceError(RuntimeError):
@@ -80,6 +81,29 @@ class ManagedServer:
         path.write_text(text, encoding="utf-8")
         return path
 
+    def rolling_log_settings(self, size_kb: int, kept: int, levels: dict[str, str]) -> Path:
+        """log4j2 settings that write the server's log file, rolled over at `size_kb` with
+        `kept` rolled files (a log that grew with history would not stay flat), at INFO except
+        the loggers of `levels` ({logger: level})."""
+        lines = [
+            "status = error",
+            "rootLogger.level = info",
+            "rootLogger.appenderRef.file.ref = file",
+            "appender.file.type = RollingFile",
+            "appender.file.name = file",
+            f"appender.file.fileName = {self.log_file}",
+            f"appender.file.filePattern = {self.log_file}.%i",
+            "appender.file.layout.type = PatternLayout",
+            "appender.file.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex",
+            "appender.file.policy.type = SizeBasedTriggeringPolicy",
+            f"appender.file.policy.size = {size_kb}KB",
+            "appender.file.strategy.type = DefaultRolloverStrategy",
+            f"appender.file.strategy.max = {kept}",
+        ]
+        for number, (logger, level) in enumerate(levels.items()):
+            lines += [f"logger.l{number}.name = {logger}", f"logger.l{number}.level = {level}"]
+        return self.log_settings("\n".join(lines) + "\n")
+
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         """Serialises up/down across processes (parallel runs may all ask for the server)."""
@@ -110,14 +134,16 @@ class ManagedServer:
             "log": str(self.log_file),
         }
 
-    def up(self, cmd: list[str], env: dict[str, str], timeout: float) -> dict:
-        """Start the server unless ours is already running; wait until its port accepts."""
+    def up(self, cmd: list[str], env: dict[str, str], timeout: float, causes: Causes = ()) -> dict:
+        """Start the server unless ours is already running; wait until its port accepts.
+        `causes`: (what its log says, the one line to tell) for a start that fails."""
         with self._lock():
             if self.pid() is not None:
                 self._wait_ready(self.pid(), timeout)
                 return self.status()
             self.check_port()
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            logged_before = self.log_file.stat().st_size if self.log_file.exists() else 0
             with open(self.log_file, "ab") as log:
                 process = subprocess.Popen(
                     cmd,
@@ -128,8 +154,21 @@ class ManagedServer:
                     start_new_session=True,
                 )
             self.pid_file.write_text(str(process.pid))
-            self._wait_ready(process.pid, timeout, process)
+            try:
+                self._wait_ready(process.pid, timeout, process)
+            except ServiceError:
+                if cause := self._known_cause(causes, logged_before):
+                    raise ServiceError(f"{self.name} did not start: {cause}") from None
+                raise
             return self.status()
+
+    def _known_cause(self, causes: Causes, since: int) -> str | None:
+        """The first of `causes` whose sign the log shows after byte `since`."""
+        with contextlib.suppress(FileNotFoundError), open(self.log_file, "rb") as log:
+            log.seek(since)
+            written = log.read().decode(errors="replace")
+            return next((told for seen, told in causes if seen in written), None)
+        return None
 
     def check_port(self) -> None:
         """A clear error when our server is not running and another process has its port."""
@@ -212,15 +251,26 @@ class LocalServer(Config):
             cmdline_marker=self.CMDLINE_MARKER,
         )
 
-    def start(self, cmd: list[str], env: dict[str, str], timeout: float) -> dict:
+    def start(
+        self, cmd: list[str], env: dict[str, str], timeout: float, causes: Causes = ()
+    ) -> dict:
         Path(self.home).mkdir(parents=True, exist_ok=True)
-        return self.server.up(cmd, env, timeout)
+        return self.server.up(cmd, env, timeout, causes)
 
     def down(self) -> bool:
         return self.server.down(stop_signal=self.STOP_SIGNAL)
 
     def status(self) -> dict:
         return self.server.status()
+
+
+def wait_until(ready: Callable[[], bool], timeout: float, failure: str) -> None:
+    """Return once `ready()` is true; a ServiceError saying `failure` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise ServiceError(failure)
+        time.sleep(0.25)
 
 
 def children(pid: int) -> list[int]:

@@ -1,12 +1,11 @@
 """Where a streaming query stands before it starts: its checkpoint's newest committed batch.
 
-Spark 4.0's Python Data Source API has no admission control (`latestOffset(start, limit)`),
-so a query cannot cap its own batch; the asset caps a run from the committed position, which
-only the checkpoint holds before the query starts. (What a pass then did comes from the
-query's own progress reports, and from the checkpoint again only when another query on the
-same checkpoint did the work.) A checkpoint keeps `offsets/<batch>` (planned) and
-`commits/<batch>` (done); an offsets entry is Spark's OffsetSeqLog format "v1": a version
-line, the batch's metadata as one JSON line, then one JSON line per source.
+The sensor and the asset compare it with the broker's offsets before any query starts (is a
+pass due? did the broker lose its log?); what a pass then did comes from the query's own
+progress reports. A checkpoint keeps `offsets/<batch>` (planned) and `commits/<batch>`
+(done); an offsets entry is Spark's OffsetSeqLog format "v1": a version line, the batch's
+metadata as one JSON line, then one JSON line per source: Spark's Kafka source writes
+{"<topic>": {"<partition>": next offset, …}}.
 """
 
 from __future__ import annotations
@@ -47,7 +46,19 @@ def source_offsets(entry: str, where: str) -> dict[str, int]:
         )
     if len(sources) != 1:
         raise ValueError(f"checkpoint {where}: {len(sources)} sources, the query has one")
-    return {p: int(o) for p, o in json.loads(sources[0]).items()}
+    return kafka_offsets(sources[0], where)
+
+
+def kafka_offsets(source: str, where: str = "the query's progress") -> dict[str, int]:
+    """{"<partition>": offset} of a Kafka source's offsets JSON (one topic)."""
+    topics = json.loads(source)
+    if len(topics) != 1 or not isinstance(next(iter(topics.values())), dict):
+        raise ValueError(
+            f"checkpoint {where}: offsets {source[:200]} are not Spark's Kafka source's of one "
+            "topic; a checkpoint of another source (this project's Python source before "
+            "Spark's own) cannot be read on: see docs/runbook.md (a lost Kafka log)"
+        )
+    return {p: int(o) for p, o in next(iter(topics.values())).items()}
 
 
 def position(commit: Commit | None, starts: dict[str, int]) -> Commit:
