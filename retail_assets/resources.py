@@ -14,8 +14,14 @@ from pyspark.sql.connect.session import SparkSession as ConnectSession
 from retail_assets.servers import jars
 from retail_assets.servers.hive_metastore import LocalMetastore
 from retail_assets.servers.kafka_broker import LocalBroker
+from retail_assets.servers.kafka_tls import MECHANISM
 from retail_assets.servers.spark_connect import KAFKA_CONNECTOR, LocalSparkServer
-from retail_assets.settings import Settings, env_fields
+from retail_assets.settings import (
+    KAFKA_PASSWORD_VARIABLE,
+    KAFKA_USER_VARIABLE,
+    Settings,
+    env_fields,
+)
 from retail_assets.streaming.kafka_offsets import TIMEOUT_S, Offsets, topic_offsets
 
 
@@ -111,6 +117,9 @@ class KafkaResource(ConfigurableResource):
     sasl_mechanism: str = "PLAIN"
     sasl_username: str = ""
     sasl_password: str = ""
+    # The CA file (PEM) that signed the broker's certificate, when it is not one the system
+    # trusts (the cluster profile's own CA); empty: the system's.
+    ssl_ca_location: str = ""
     local_broker: LocalBroker | None = None  # set when the project runs the broker itself
     # How long the sensor waits for the broker's answer before it skips as unreachable.
     sensor_timeout_s: float = 10
@@ -137,6 +146,8 @@ class KafkaResource(ConfigurableResource):
                 "sasl.username": self.sasl_username,
                 "sasl.password": self.sasl_password,
             })  # fmt: skip
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
         return config
 
     def spark_options(self) -> dict[str, str]:
@@ -153,6 +164,9 @@ class KafkaResource(ConfigurableResource):
                 "kafka.sasl.jaas.config": f"org.apache.kafka.common.security.{module} required "
                 f'username="{self.sasl_username}" password="{self.sasl_password}";',
             })  # fmt: skip
+        if self.ssl_ca_location:
+            options.update({"kafka.ssl.truststore.type": "PEM",
+                            "kafka.ssl.truststore.location": self.ssl_ca_location})  # fmt: skip
         return options
 
     def offsets(self, timeout: float = TIMEOUT_S) -> Offsets:
@@ -172,22 +186,28 @@ def spark_resource(settings: Settings) -> SparkResource:
 
 
 def kafka_resource(settings: Settings) -> KafkaResource:
-    """The deployment's Kafka: the fields its environment sets, the class's defaults otherwise.
+    """The deployment's Kafka: the fields its environment sets, the class's defaults otherwise
+    (the cluster profile's own broker: SASL_SSL with SCRAM-SHA-512 and its CA).
 
     The credentials are `EnvVar`s whenever the protocol is SASL: Dagster reads them when a run
     starts (a missing one fails the run by name), and never shows their values.
     """
-    fields = env_fields(
+    local = LocalBroker.of(settings) if settings.manages_local_kafka else None
+    fields = {}
+    if local and local.sasl_ssl:
+        fields = dict(security_protocol=local.protocol, sasl_mechanism=MECHANISM,
+                      ssl_ca_location=str(local.certificates.ca))  # fmt: skip
+    fields |= env_fields(
         topic="RETAIL_KAFKA_TOPIC",
         security_protocol="RETAIL_KAFKA_SECURITY_PROTOCOL",
         sasl_mechanism="RETAIL_KAFKA_SASL_MECHANISM",
+        ssl_ca_location="RETAIL_KAFKA_SSL_CA_LOCATION",
     )
     if fields.get("security_protocol", "").upper().startswith("SASL"):
         fields.update(
-            sasl_username=EnvVar("RETAIL_KAFKA_USERNAME"),
-            sasl_password=EnvVar("RETAIL_KAFKA_PASSWORD"),
+            sasl_username=EnvVar(KAFKA_USER_VARIABLE),
+            sasl_password=EnvVar(KAFKA_PASSWORD_VARIABLE),
         )
-    local = LocalBroker.of(settings) if settings.manages_local_kafka else None
     return KafkaResource(bootstrap_servers=settings.kafka_bootstrap, local_broker=local, **fields)
 
 

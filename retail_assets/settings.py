@@ -28,6 +28,10 @@ PROFILE_FILE = "profile"  # under RETAIL_HOME, written by `retail stack up`
 SECRETS_FILE = "secrets.env"  # under RETAIL_HOME, mode 0600, written by `retail stack up`
 PROFILES = ("embedded", "cluster")
 PG_PASSWORD_VARIABLE = "RETAIL_PG_PASSWORD"
+# The cluster profile's broker: the clients' SCRAM user and password, and the broker's own.
+KAFKA_USER_VARIABLE = "RETAIL_KAFKA_USERNAME"
+KAFKA_PASSWORD_VARIABLE = "RETAIL_KAFKA_PASSWORD"
+KAFKA_BROKER_PASSWORD_VARIABLE = "RETAIL_KAFKA_BROKER_PASSWORD"
 
 
 def _default_home() -> Path:

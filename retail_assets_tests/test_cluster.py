@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,14 +30,23 @@ from retail_assets.servers import stack
 from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import (
+    ServiceError,
     alive,
     children,
     free_port,
     port_is_free,
 )
-from retail_assets.settings import PG_PASSWORD_VARIABLE, SECRETS_FILE, Settings
+from retail_assets.settings import (
+    KAFKA_BROKER_PASSWORD_VARIABLE,
+    KAFKA_PASSWORD_VARIABLE,
+    KAFKA_USER_VARIABLE,
+    PG_PASSWORD_VARIABLE,
+    SECRETS_FILE,
+    Settings,
+)
 from retail_assets.storage.failpoints import PAUSE_ENV
 from retail_assets.storage.hours import key_of
+from retail_assets.streaming.events import events, produce
 from retail_assets_tests.helpers import (
     WAREHOUSE_START,
     contents,
@@ -230,9 +240,25 @@ def test_the_executors_ran_the_work_and_postgresql_holds_the_state(cluster):
         logs = (settings.home / "spark-cluster" / worker).glob("app-*/*/stderr")
         assert any("Finished task" in log.read_text() for log in logs), worker
 
-    password = home_secrets(settings.home)[PG_PASSWORD_VARIABLE]
-    logs = "".join(log.read_text(errors="replace") for log in settings.home.rglob("*.log"))
-    assert password not in logs  # nor in any server's log
+    secrets = home_secrets(settings.home)
+    passwords = [secrets[name] for name in (PG_PASSWORD_VARIABLE, KAFKA_PASSWORD_VARIABLE,
+                                            KAFKA_BROKER_PASSWORD_VARIABLE)]  # fmt: skip
+    # In no file of the home but its secrets file (logs, configuration, data, run records),
+    # on no command line of the stack, in no Spark setting, in no Dagster event.
+    files = [path for path in settings.home.rglob("*")
+             if path.is_file() and path.name != SECRETS_FILE]  # fmt: skip
+    cmdlines = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in stack_pids(settings)]
+    session = SparkSession.builder.remote(settings.spark_remote).create()
+    try:
+        spark_settings = json.dumps(session.conf.getAll)
+    finally:
+        session.stop()
+    events = query(settings, "dagster", "SELECT event FROM event_logs")
+    for password in passwords:
+        assert not [path for path in files if password.encode() in path.read_bytes()]
+        assert not [line for line in cmdlines if password.encode() in line]
+        assert password not in spark_settings
+        assert not [event for (event,) in events if password in event]
 
     tables = query(
         settings,
@@ -243,6 +269,29 @@ def test_the_executors_ran_the_work_and_postgresql_holds_the_state(cluster):
     assert {"fact_branch_sales_hours", "app_events"} <= {name for (name,) in tables}
     runs = query(settings, "dagster", "SELECT status, count(*) FROM runs GROUP BY status")
     assert dict(runs).get("SUCCESS", 0) >= 3 and "FAILURE" not in dict(runs)  # 2 batch, 1 pass
+
+
+def test_the_broker_takes_only_sasl_ssl_clients_with_the_right_password(cluster):
+    """The profile's broker: TLS and SCRAM-SHA-512 only. A client without credentials, with a
+    wrong password, or without the CA is refused, each with librdkafka's own reason."""
+    settings = Settings.from_env(cluster)
+    broker, secrets = LocalBroker.of(settings), home_secrets(settings.home)
+    tls = broker.certificates
+    for key in (tls.ca_key, tls.keystore):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+    allowed = {"bootstrap.servers": broker.bootstrap, "security.protocol": "SASL_SSL",
+               "sasl.mechanisms": "SCRAM-SHA-512", "ssl.ca.location": str(tls.ca),
+               "sasl.username": secrets[KAFKA_USER_VARIABLE],
+               "sasl.password": secrets[KAFKA_PASSWORD_VARIABLE]}  # fmt: skip
+    refused = {
+        "only TLS clients: check security.protocol": {"bootstrap.servers": broker.bootstrap},
+        "Authentication failed": {**allowed, "sasl.password": "not-the-password"},
+        "certificate verify failed": {k: v for k, v in allowed.items() if k != "ssl.ca.location"},
+    }
+    for reason, config in refused.items():
+        with pytest.raises(ServiceError, match=reason):
+            produce(config, "t_refused", events(1, seed=1), timeout=3)
+    assert produce(allowed, "t_allowed", events(3, seed=1))["delivered"] == 3
 
 
 def test_stack_down_leaves_no_process_behind(cluster):

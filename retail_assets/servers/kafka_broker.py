@@ -4,7 +4,8 @@ and the SASL settings of the `kafka` resource).
 
 It runs from the pinned `kafka-broker` jars (jvm/pom.xml) with a capped heap. Its log (the
 topics' data) lives in `$RETAIL_HOME/kafka/log`, formatted once, on the first start; so
-acknowledged events survive a restart or a kill -9 like on any Kafka.
+acknowledged events survive a restart or a kill -9 like on any Kafka. On the cluster profile
+it takes clients only over SASL_SSL with SCRAM-SHA-512 (servers/kafka_tls.py).
 """
 
 from __future__ import annotations
@@ -20,16 +21,24 @@ from confluent_kafka.admin import AdminClient
 
 from retail_assets.servers import jars
 from retail_assets.servers.java import check_java, java_binary
+from retail_assets.servers.kafka_tls import MECHANISM, Certificates, scram_credential
 from retail_assets.servers.supervisor import (
     LocalServer,
     ServiceError,
     free_port,
     wait_until,
 )
-from retail_assets.settings import Settings
+from retail_assets.settings import (
+    KAFKA_BROKER_PASSWORD_VARIABLE,
+    KAFKA_PASSWORD_VARIABLE,
+    KAFKA_USER_VARIABLE,
+    Settings,
+)
 
 JAR_SET = "kafka-broker"
 MAIN_CLASS = "kafka.Kafka"
+BROKER_USER = "broker"  # the SCRAM user the broker is to itself (SASL_SSL only)
+ENV_PROVIDER = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
 START_TIMEOUT_S = 90
 FORMAT_TIMEOUT_S = 120
 LOG_FILES_KEPT = 4
@@ -63,10 +72,21 @@ class LocalBroker(LocalServer):
     # Heap of the broker JVM: the embedded broker serves one project's topics (RSS ~360 MB).
     heap_mb: int = 512
     partitions: int = 3  # of a topic a client creates by producing to it
+    # The cluster profile: clients only over TLS with SASL/SCRAM-SHA-512, the controller's
+    # listener only with a certificate of the broker's CA (mutual TLS).
+    sasl_ssl: bool = False
 
     @classmethod
     def of(cls, settings: Settings) -> LocalBroker:
-        return cls(home=str(settings.home), port=settings.kafka_port)
+        return cls(home=str(settings.home), port=settings.kafka_port, sasl_ssl=settings.is_cluster)
+
+    @property
+    def certificates(self) -> Certificates:
+        return Certificates(self.folder / "tls")
+
+    @property
+    def protocol(self) -> str:
+        return "SASL_SSL" if self.sasl_ssl else "PLAINTEXT"
 
     @property
     def folder(self) -> Path:
@@ -83,16 +103,19 @@ class LocalBroker(LocalServer):
 
     def properties(self, controller_port: int) -> str:
         """server.properties of a one-node cluster on loopback: every replication factor 1."""
-        listeners = f"PLAINTEXT://{self.bootstrap},CONTROLLER://127.0.0.1:{controller_port}"
+        protocol = self.protocol
+        listeners = f"{protocol}://{self.bootstrap},CONTROLLER://127.0.0.1:{controller_port}"
+        controller = "SSL" if self.sasl_ssl else "PLAINTEXT"
         return "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
             f"listeners={listeners}",
-            f"advertised.listeners=PLAINTEXT://{self.bootstrap}",
+            f"advertised.listeners={protocol}://{self.bootstrap}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"inter.broker.listener.name={protocol}",
+            f"listener.security.protocol.map={protocol}:{protocol},CONTROLLER:{controller}",
+            *(self.security_properties() if self.sasl_ssl else []),
             f"log.dirs={self.log_dir}",
             f"num.partitions={self.partitions}",
             "offsets.topic.replication.factor=1",
@@ -108,6 +131,38 @@ class LocalBroker(LocalServer):
             "broker.session.timeout.ms=2000",
         ]) + "\n"  # fmt: skip
 
+    def security_properties(self) -> list[str]:
+        """TLS on both listeners, SCRAM on the clients' one; the broker's own password comes
+        from its environment through Kafka's EnvVarConfigProvider: it is in no file."""
+        tls = self.certificates
+        secret = f"${{env:{KAFKA_BROKER_PASSWORD_VARIABLE}}}"
+        jaas = (f"org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{BROKER_USER}" password="{secret}";')  # fmt: skip
+        return [
+            "config.providers=env",
+            f"config.providers.env.class={ENV_PROVIDER}",
+            f"sasl.enabled.mechanisms={MECHANISM}",
+            f"sasl.mechanism.inter.broker.protocol={MECHANISM}",
+            f"listener.name.sasl_ssl.{MECHANISM.lower()}.sasl.jaas.config={jaas}",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={tls.keystore}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls.ca}",
+            "listener.name.controller.ssl.client.auth=required",
+        ]
+
+    def admin_config(self) -> dict[str, str]:
+        """librdkafka settings for the broker's own checks (as its own SCRAM user)."""
+        config = {"bootstrap.servers": self.bootstrap, "security.protocol": self.protocol}
+        if self.sasl_ssl:
+            config.update({
+                "sasl.mechanisms": MECHANISM,
+                "sasl.username": BROKER_USER,
+                "sasl.password": password(KAFKA_BROKER_PASSWORD_VARIABLE),
+                "ssl.ca.location": str(self.certificates.ca),
+            })  # fmt: skip
+        return config
+
     def java_command(self, main: str, *args: str) -> list[str]:
         classpath = f"{jars.ensure(self.home, JAR_SET)}/*"
         settings = self.server.rolling_log_settings(16 * 1024, LOG_FILES_KEPT, LOG_LEVELS)
@@ -115,6 +170,7 @@ class LocalBroker(LocalServer):
             java_binary(), f"-Xmx{self.heap_mb}m", "-Xms64m", "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={settings}",
+            f"-Dorg.apache.kafka.automatic.config.providers={ENV_PROVIDER}",
             "-cp", classpath, main, *args,
         ]  # fmt: skip
 
@@ -123,8 +179,15 @@ class LocalBroker(LocalServer):
         if (self.log_dir / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        users = []
+        if self.sasl_ssl:  # the SCRAM users, salted: no password on the command line
+            client = os.environ.get(KAFKA_USER_VARIABLE) or "retail"
+            for user, variable in ((BROKER_USER, KAFKA_BROKER_PASSWORD_VARIABLE),
+                                   (client, KAFKA_PASSWORD_VARIABLE)):  # fmt: skip
+                users += ["--add-scram", scram_credential(user, password(variable))]
         command = self.java_command("kafka.tools.StorageTool", "format", "--ignore-formatted",
-                                    f"--cluster-id={cluster_id}", "-c", str(config))  # fmt: skip
+                                    f"--cluster-id={cluster_id}", "-c", str(config),
+                                    *users)  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S)
         if done.returncode != 0:
             reason = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
@@ -136,6 +199,9 @@ class LocalBroker(LocalServer):
             check_java()
             self.server.check_port()
             jars.ensure(self.home, JAR_SET)  # before anything starts
+            if self.sasl_ssl:
+                password(KAFKA_BROKER_PASSWORD_VARIABLE)
+                self.certificates.ensure()
             self.log_dir.mkdir(parents=True, exist_ok=True)
             config = self.folder / "server.properties"
             config.write_text(self.properties(free_port()), encoding="utf-8")
@@ -154,7 +220,7 @@ class LocalBroker(LocalServer):
     def leads_its_partitions(self) -> bool:
         """The broker answers metadata and every partition has its leader: after a restart
         the port opens seconds before clients can produce (NOT_LEADER_FOR_PARTITION)."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = AdminClient({**self.admin_config(), "log_level": 0})
         try:
             metadata = admin.list_topics(timeout=2)
         except KafkaException:
@@ -164,6 +230,17 @@ class LocalBroker(LocalServer):
                                         for p in topic.partitions.values())
             for topic in metadata.topics.values()
         )  # fmt: skip
+
+
+def password(variable: str) -> str:
+    """A SCRAM password from the environment (the home's secrets file, loaded by `retail`)."""
+    value = os.environ.get(variable)
+    if not value:
+        raise ServiceError(
+            f"{variable} is not set: `retail stack up --profile cluster` makes one and keeps it "
+            "in $RETAIL_HOME/secrets.env (docs/profiles.md, Kafka)"
+        )
+    return value
 
 
 def ensure(settings: Settings) -> None:

@@ -83,6 +83,9 @@ class LocalSparkServer(LocalServer):
             # same: with Spark's default 100 compiled classes kept, each hour compiled them
             # again (bench: a small hour 27 s -> 23 s with 2000; static, set at start).
             "spark.sql.codegen.cache.maxEntries": "2000",
+            # A source option whose name matches is shown redacted in plans, the UI and logs:
+            # the Kafka source's kafka.sasl.jaas.config holds the SASL password.
+            "spark.sql.redaction.options.regex": "(?i)url|jaas|password|secret|token",
         }
 
     def cluster_conf(self) -> dict[str, str]:

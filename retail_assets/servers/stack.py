@@ -17,6 +17,9 @@ from retail_assets.servers.spark_cluster import WORKERS, SparkMaster, SparkWorke
 from retail_assets.servers.spark_connect import LocalSparkServer
 from retail_assets.servers.supervisor import LocalServer, ServiceError
 from retail_assets.settings import (
+    KAFKA_BROKER_PASSWORD_VARIABLE,
+    KAFKA_PASSWORD_VARIABLE,
+    KAFKA_USER_VARIABLE,
     PG_PASSWORD_VARIABLE,
     PROFILE_FILE,
     SECRETS_FILE,
@@ -56,12 +59,18 @@ def choose(settings: Settings, profile: str | None) -> Settings:
 
 
 def make_secrets(settings: Settings) -> None:
-    """A database password of our own on first use, unless the environment brings one."""
+    """The database's and the broker's passwords (and the broker's client user) of our own on
+    first use, each unless the environment or the home's file already has it."""
     path = settings.home / SECRETS_FILE
-    if not os.environ.get(PG_PASSWORD_VARIABLE) and not path.exists():
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(f"{PG_PASSWORD_VARIABLE}={secrets.token_urlsafe(24)}\n")
+    load_secrets(settings.home)
+    wanted = {PG_PASSWORD_VARIABLE: None, KAFKA_USER_VARIABLE: "retail",
+              KAFKA_PASSWORD_VARIABLE: None, KAFKA_BROKER_PASSWORD_VARIABLE: None}  # fmt: skip
+    missing = [name for name in wanted if not os.environ.get(name)]
+    if missing:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+            for name in missing:
+                handle.write(f"{name}={wanted[name] or secrets.token_urlsafe(24)}\n")
     load_secrets(settings.home)
 
 

@@ -16,6 +16,7 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from retail_assets.servers.supervisor import ServiceError
+from retail_assets.streaming.kafka_offsets import Reasons
 
 EVENT_TYPES = ("productView", "addToCart", "purchase", "recommendationClick")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -67,7 +68,8 @@ def events(
 def ensure_topic(config: dict[str, str], topic: str, partitions: int, timeout: float) -> None:
     """Create the topic if it does not exist; a clear error when the broker does not answer
     within `timeout` seconds."""
-    admin = AdminClient(config)
+    reasons = Reasons()
+    admin = AdminClient(reasons.settings(config))
     try:
         if topic in admin.list_topics(timeout=timeout).topics:
             return
@@ -77,7 +79,8 @@ def ensure_topic(config: dict[str, str], topic: str, partitions: int, timeout: f
         if "TOPIC_ALREADY_EXISTS" in str(error):
             return
         raise ServiceError(
-            f"Kafka at {config['bootstrap.servers']} is unreachable or refused the request: {error}"
+            f"Kafka at {config['bootstrap.servers']} is unreachable or refused the client: "
+            f"{reasons.explain(admin, error)}"
         ) from error
 
 

@@ -5,11 +5,52 @@ checkpoint against it before Spark's Kafka source reads (a clear refusal, not a 
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 TIMEOUT_S = 30
+
+
+class Reasons(logging.Handler):
+    """What librdkafka itself reports while a client connects (a TLS handshake refused, SASL
+    authentication failed, a connection closed at once): a call that failed says only "Broker
+    transport failure". Its reports go here instead of stderr."""
+
+    def __init__(self):
+        super().__init__()
+        self.reported: list[KafkaError] = []
+        self.failures: list[str] = []
+        self.logger = logging.Logger(f"librdkafka-{id(self)}")  # no handler but this one
+        self.logger.addHandler(self)
+
+    def settings(self, config: dict) -> dict:
+        """`config` with its reports sent here."""
+        return {**config, "error_cb": self.report, "logger": self.logger}
+
+    def report(self, error: KafkaError) -> None:
+        if error.code() != KafkaError._ALL_BROKERS_DOWN:  # says nothing of the cause
+            self.reported.append(error)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "FAIL" in record.getMessage():
+            self.failures.append(record.getMessage().rsplit("]: ", 1)[-1])
+
+    def explain(self, client, error: KafkaException) -> KafkaException:
+        """The most telling cause of `error`: the client's last report, else its last failed
+        connection (one closed at its first request: a TLS port read as PLAINTEXT)."""
+        client.poll(0.1)  # serves the reports still queued
+        if self.reported:
+            return KafkaException(self.reported[-1])
+        if not self.failures:
+            return error
+        hint = ""
+        if "APIVERSION_QUERY" in self.failures[-1]:
+            hint = ("; a broker that closes the connection at the first request usually takes "
+                    "only TLS clients: check security.protocol")  # fmt: skip
+        cause = error.args[0].str() if isinstance(error.args[0], KafkaError) else str(error)
+        return KafkaException(f"{cause}: {self.failures[-1]}{hint}")
 
 
 class Offsets(NamedTuple):
@@ -19,7 +60,9 @@ class Offsets(NamedTuple):
 
 def topic_offsets(config: dict[str, str], topic: str, timeout: float = TIMEOUT_S) -> Offsets:
     """Where each partition of the topic starts and ends; empty if the topic does not exist."""
-    client = Consumer({**config, "group.id": "retail-assets-offsets", "enable.auto.commit": False})
+    reasons = Reasons()
+    client = Consumer(reasons.settings({**config, "group.id": "retail-assets-offsets",
+                                        "enable.auto.commit": False}))  # fmt: skip
     try:  # the group is required by librdkafka; it is never joined or committed
         metadata = client.list_topics(topic, timeout=timeout).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
@@ -30,6 +73,8 @@ def topic_offsets(config: dict[str, str], topic: str, timeout: float = TIMEOUT_S
             low, high = client.get_watermark_offsets(where, timeout=timeout)
             starts[str(partition)], ends[str(partition)] = low, high
         return Offsets(starts, ends)
+    except KafkaException as error:
+        raise reasons.explain(client, error) from None
     finally:
         client.close()
 
