@@ -279,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
 
     for name, func, what in [
         ("spark", cmd_spark, "the local Spark Connect server"),
-        ("kafka", cmd_kafka, "the local Kafka broker (Tansu)"),
+        ("kafka", cmd_kafka, "the local Apache Kafka broker (KRaft)"),
     ]:
         command(name, func, what).add_argument(
             "action", choices=["up", "down", "status"], help="start, stop, or report it"
