@@ -26,6 +26,7 @@ from retail_assets.servers.supervisor import (
     LocalServer,
     ServiceError,
     free_port,
+    secret,
     wait_until,
 )
 from retail_assets.settings import (
@@ -158,13 +159,13 @@ class LocalBroker(LocalServer):
             config.update({
                 "sasl.mechanisms": MECHANISM,
                 "sasl.username": BROKER_USER,
-                "sasl.password": password(KAFKA_BROKER_PASSWORD_VARIABLE),
+                "sasl.password": secret(KAFKA_BROKER_PASSWORD_VARIABLE),
                 "ssl.ca.location": str(self.certificates.ca),
             })  # fmt: skip
         return config
 
     def java_command(self, main: str, *args: str) -> list[str]:
-        classpath = f"{jars.ensure(self.home, JAR_SET)}/*"
+        classpath = f"{jars.jars_dir(self.home) / JAR_SET}/*"  # ensured by `up` first
         settings = self.server.rolling_log_settings(16 * 1024, LOG_FILES_KEPT, LOG_LEVELS)
         return [
             java_binary(), f"-Xmx{self.heap_mb}m", "-Xms64m", "-XX:+UseG1GC",
@@ -184,7 +185,7 @@ class LocalBroker(LocalServer):
             client = os.environ.get(KAFKA_USER_VARIABLE) or "retail"
             for user, variable in ((BROKER_USER, KAFKA_BROKER_PASSWORD_VARIABLE),
                                    (client, KAFKA_PASSWORD_VARIABLE)):  # fmt: skip
-                users += ["--add-scram", scram_credential(user, password(variable))]
+                users += ["--add-scram", scram_credential(user, secret(variable))]
         command = self.java_command("kafka.tools.StorageTool", "format", "--ignore-formatted",
                                     f"--cluster-id={cluster_id}", "-c", str(config),
                                     *users)  # fmt: skip
@@ -200,7 +201,7 @@ class LocalBroker(LocalServer):
             self.server.check_port()
             jars.ensure(self.home, JAR_SET)  # before anything starts
             if self.sasl_ssl:
-                password(KAFKA_BROKER_PASSWORD_VARIABLE)
+                secret(KAFKA_BROKER_PASSWORD_VARIABLE)
                 self.certificates.ensure()
             self.log_dir.mkdir(parents=True, exist_ok=True)
             config = self.folder / "server.properties"
@@ -230,17 +231,6 @@ class LocalBroker(LocalServer):
                                         for p in topic.partitions.values())
             for topic in metadata.topics.values()
         )  # fmt: skip
-
-
-def password(variable: str) -> str:
-    """A SCRAM password from the environment (the home's secrets file, loaded by `retail`)."""
-    value = os.environ.get(variable)
-    if not value:
-        raise ServiceError(
-            f"{variable} is not set: `retail stack up --profile cluster` makes one and keeps it "
-            "in $RETAIL_HOME/secrets.env (docs/profiles.md, Kafka)"
-        )
-    return value
 
 
 def ensure(settings: Settings) -> None:

@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from retail_assets.servers.supervisor import LocalServer, ServiceError
+from retail_assets.servers.supervisor import LocalServer, ServiceError, secret
 from retail_assets.settings import PG_PASSWORD_VARIABLE, Settings
 
 START_TIMEOUT_S = 60
@@ -61,12 +61,7 @@ class LocalPostgres(LocalServer):
 
     def up(self) -> dict:
         """Create the data folder on first use, start the server, create its databases."""
-        password = os.environ.get(PG_PASSWORD_VARIABLE)
-        if not password:
-            raise ServiceError(
-                f"{PG_PASSWORD_VARIABLE} is not set: `retail stack up` makes one and keeps it "
-                "in RETAIL_HOME/secrets.env (retail commands read it from there)"
-            )
+        password = secret(PG_PASSWORD_VARIABLE)
         programs = bin_dir()
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(programs, password)

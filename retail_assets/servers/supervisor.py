@@ -29,6 +29,18 @@ class ServiceError(RuntimeError):
     """A server could not be started, reached or stopped; the message says what to do."""
 
 
+def secret(variable: str) -> str:
+    """A password from the environment, where every `retail` command puts the home's secrets
+    file (made by `retail stack up`); a clear error naming the variable when it is missing."""
+    value = os.environ.get(variable)
+    if not value:
+        raise ServiceError(
+            f"{variable} is not set: `retail stack up` makes one and keeps it in "
+            "RETAIL_HOME/secrets.env (retail commands read it from there)"
+        )
+    return value
+
+
 def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
