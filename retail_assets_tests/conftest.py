@@ -4,6 +4,7 @@ The environment is set before any retail_assets module is imported, so every pro
 tests start (and every Definitions they build) reads the session's settings.
 """
 
+import logging
 import os
 import shutil
 import subprocess
@@ -50,6 +51,30 @@ from retail_assets.servers.spark_connect import LocalSparkServer  # noqa: E402
 from retail_assets.settings import Settings, prepare_dagster_home  # noqa: E402
 
 prepare_dagster_home(Settings.from_env())
+
+
+class KilledServers(logging.Handler):
+    """Keeps the warning of a server killed after its stop timeout with the end of its log
+    (the thread dump supervisor.stop asked for): the home and its logs are gone at the end."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.reports: list[str] = []
+
+    def emit(self, record):
+        log_file = Path(record.args[-1])
+        lines = log_file.read_text(errors="replace").splitlines() if log_file.exists() else []
+        self.reports.append("\n".join([record.getMessage(), *lines[-300:]]))
+
+
+_KILLED = KilledServers()
+logging.getLogger("retail_assets.servers.supervisor").addHandler(_KILLED)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for report in _KILLED.reports:
+        terminalreporter.section("a server killed at its stop timeout")
+        terminalreporter.write_line(report)
 
 
 def pytest_unconfigure(config):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from typing import ClassVar
 
 from dagster import Config
 
+LOG = logging.getLogger(__name__)
 CHILD_TIMEOUT_S = 10  # a server's leftover child (a Python worker) after SIGTERM
 Causes = Sequence[tuple[str, str]]  # (a sign in a server's log, the cause in one line)
 
@@ -217,7 +219,10 @@ class ManagedServer:
                 return False
             started = children(pid)
             os.kill(pid, stop_signal)
-            stop(pid, timeout)
+            if not stop(pid, timeout):
+                LOG.warning("%s (pid %d) did not exit within %.0fs of its stop signal and was "
+                            "killed; a Java thread dump is at the end of %s",
+                            self.name, pid, timeout, self.log_file)  # fmt: skip
             leftover = [child for child in started if alive(child)]  # not stopped by the server
             for child in leftover:
                 with contextlib.suppress(ProcessLookupError):  # it may end on its own now
@@ -294,16 +299,23 @@ def children(pid: int) -> list[int]:
         return []
 
 
-def stop(pid: int, timeout: float) -> None:
-    """Wait for a signalled process to exit; SIGKILL it after the timeout."""
+def stop(pid: int, timeout: float) -> bool:
+    """Wait for a signalled process to exit; SIGKILL it after the timeout (a JVM first gets
+    SIGQUIT, which writes its threads to its log: what it was stuck on). False when killed."""
     deadline = time.monotonic() + timeout
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        while alive(pid):
-            time.sleep(0.1)
+    if not alive(pid):
+        return True
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        if Path(f"/proc/{pid}/exe").resolve().name == "java":
+            os.kill(pid, signal.SIGQUIT)
+            time.sleep(1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while alive(pid):
+        time.sleep(0.1)
+    return False
 
 
 def alive(pid: int) -> bool:
