@@ -63,8 +63,9 @@ class KilledServers(logging.Handler):
 
     def emit(self, record):
         log_file = Path(record.args[-1])
-        lines = log_file.read_text(errors="replace").splitlines() if log_file.exists() else []
-        self.reports.append("\n".join([record.getMessage(), *lines[-300:]]))
+        text = log_file.read_text(errors="replace") if log_file.exists() else ""
+        dump = text[text.rfind("Full thread dump") :] if "Full thread dump" in text else ""
+        self.reports.append("\n".join([record.getMessage(), dump]))
 
 
 _KILLED = KilledServers()

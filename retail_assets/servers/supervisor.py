@@ -24,6 +24,11 @@ from dagster import Config
 
 LOG = logging.getLogger(__name__)
 CHILD_TIMEOUT_S = 10  # a server's leftover child (a Python worker) after SIGTERM
+# A server starts with SIGTERM at its default action, whatever its starter ignores: after an
+# in-process Dagster run, a process started with SIGINT ignored (a background job, some CI
+# runners) ignores SIGTERM too (Dagster gives SIGTERM SIGINT's handler), children inherit
+# that, and a JVM that starts with SIGTERM ignored never stops on it.
+DEFAULT_SIGTERM = ("env", "--default-signal=TERM")
 Causes = Sequence[tuple[str, str]]  # (a sign in a server's log, the cause in one line)
 
 
@@ -160,7 +165,7 @@ class ManagedServer:
             logged_before = self.log_file.stat().st_size if self.log_file.exists() else 0
             with open(self.log_file, "ab") as log:
                 process = subprocess.Popen(
-                    cmd,
+                    [*DEFAULT_SIGTERM, *cmd],
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -221,7 +226,7 @@ class ManagedServer:
             os.kill(pid, stop_signal)
             if not stop(pid, timeout):
                 LOG.warning("%s (pid %d) did not exit within %.0fs of its stop signal and was "
-                            "killed; a Java thread dump is at the end of %s",
+                            "killed; a JVM writes its threads at the end of its log %s",
                             self.name, pid, timeout, self.log_file)  # fmt: skip
             leftover = [child for child in started if alive(child)]  # not stopped by the server
             for child in leftover:
