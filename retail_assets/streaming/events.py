@@ -71,7 +71,7 @@ def ensure_topic(config: dict[str, str], topic: str, partitions: int, timeout: f
     reasons = Reasons()
     admin = AdminClient(reasons.settings(config))
     try:
-        if topic in admin.list_topics(timeout=timeout).topics:
+        if topic in reasons.list_topics(admin, timeout).topics:
             return
         future = admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic]
         future.result(timeout=30)

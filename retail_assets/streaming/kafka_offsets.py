@@ -6,6 +6,7 @@ checkpoint against it before Spark's Kafka source reads (a clear refusal, not a 
 from __future__ import annotations
 
 import logging
+import time
 from typing import NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -37,6 +38,26 @@ class Reasons(logging.Handler):
         if "FAIL" in record.getMessage():
             self.failures.append(record.getMessage().rsplit("]: ", 1)[-1])
 
+    def refused(self) -> bool:
+        """Whether the broker turned the client away (password, certificate, or a TLS port
+        spoken to in plain text): waiting longer cannot help, unlike a broker still starting."""
+        return any(e.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL)
+                   for e in self.reported) or any(
+                       "APIVERSION_QUERY" in failure for failure in self.failures)  # fmt: skip
+
+    def list_topics(self, client, timeout: float, topic: str | None = None):
+        """`client.list_topics`, given up as soon as the broker refused the client rather
+        than at the timeout: a wrong password is told in a second, not after 30."""
+        deadline = time.monotonic() + timeout
+        while True:
+            step = min(0.5, max(0.01, deadline - time.monotonic()))
+            try:
+                return client.list_topics(topic, timeout=step)
+            except KafkaException:
+                client.poll(0)  # serves the client's reports to error_cb and the logger
+                if self.refused() or time.monotonic() >= deadline:
+                    raise
+
     def explain(self, client, error: KafkaException) -> KafkaException:
         """The most telling cause of `error`: the client's last report, else its last failed
         connection (one closed at its first request: a TLS port read as PLAINTEXT)."""
@@ -64,7 +85,7 @@ def topic_offsets(config: dict[str, str], topic: str, timeout: float = TIMEOUT_S
     client = Consumer(reasons.settings({**config, "group.id": "retail-assets-offsets",
                                         "enable.auto.commit": False}))  # fmt: skip
     try:  # the group is required by librdkafka; it is never joined or committed
-        metadata = client.list_topics(topic, timeout=timeout).topics.get(topic)
+        metadata = reasons.list_topics(client, timeout, topic).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
             return Offsets({}, {})
         starts, ends = {}, {}
