@@ -54,8 +54,8 @@ prepare_dagster_home(Settings.from_env())
 
 
 class KilledServers(logging.Handler):
-    """Keeps the warning of a server killed after its stop timeout with the end of its log
-    (the thread dump supervisor.stop asked for): the home and its logs are gone at the end."""
+    """Keeps the warning of a session server killed after its stop timeout with the thread
+    dump supervisor.stop had it write to its log: the home and its logs are gone at the end."""
 
     def __init__(self):
         super().__init__(logging.WARNING)
@@ -63,6 +63,8 @@ class KilledServers(logging.Handler):
 
     def emit(self, record):
         log_file = Path(record.args[-1])
+        if not log_file.is_relative_to(_HOME):  # a test's own server (test_supervisor's)
+            return
         text = log_file.read_text(errors="replace") if log_file.exists() else ""
         dump = text[text.rfind("Full thread dump") :] if "Full thread dump" in text else ""
         self.reports.append("\n".join([record.getMessage(), dump]))
@@ -70,6 +72,13 @@ class KilledServers(logging.Handler):
 
 _KILLED = KilledServers()
 logging.getLogger("retail_assets.servers.supervisor").addHandler(_KILLED)
+
+
+def pytest_sessionfinish(session):
+    """A session server that had to be killed fails the run: each stops on SIGTERM in a
+    second, and one that does not is a defect (it cost every run 60 s once)."""
+    if _KILLED.reports:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter):
