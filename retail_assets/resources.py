@@ -15,7 +15,7 @@ from retail_assets.servers import jars
 from retail_assets.servers.hive_metastore import LocalMetastore
 from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.kafka_tls import MECHANISM
-from retail_assets.servers.spark_connect import KAFKA_CONNECTOR, LocalSparkServer
+from retail_assets.servers.spark_connect import SESSION_JARS, LocalSparkServer
 from retail_assets.settings import (
     KAFKA_PASSWORD_VARIABLE,
     KAFKA_USER_VARIABLE,
@@ -88,8 +88,9 @@ def connect(resource: SparkResource) -> SparkSession:
     metastore, started first when it is ours."""
     local_server = resource.local_server
     ours = local_server or resource.local_metastore
-    if resource.local_metastore:  # a classic session loads the connector from the home
-        jars.ensure(resource.local_metastore.home, KAFKA_CONNECTOR)
+    if resource.local_metastore:  # a classic session loads the session jars from the home
+        for jar_set in SESSION_JARS:
+            jars.ensure(resource.local_metastore.home, jar_set)
     if ours:
         ours.up()
     session = spark_session_from_config(resource.spark_config)
