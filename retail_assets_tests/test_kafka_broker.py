@@ -2,6 +2,7 @@
 the Java trace left in its log. (Its durability across kill -9 is test_cluster's.)"""
 
 import fcntl
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,3 +24,16 @@ def test_a_log_folder_held_by_another_process_is_one_line_naming_it(tmp_path):
     assert "\n" not in message and "Exception" not in message, message
     assert f"its log folder {broker.log_dir} is held by another Kafka process" in message
     assert "Failed to acquire lock" in broker.server.log_file.read_text()  # the trace: logged
+
+
+def test_two_starts_at_once_start_one_broker(tmp_path):
+    """As a sensor's tick and `retail kafka up` may: each start writes the settings and formats
+    the log unless they take turns; both calls must return the one broker."""
+    broker = LocalBroker(home=str(tmp_path), port=free_port())
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            started = [pool.submit(broker.up) for _ in range(2)]
+            pids = {future.result()["pid"] for future in started}
+    finally:
+        broker.down()
+    assert len(pids) == 1 and None not in pids, pids

@@ -25,6 +25,7 @@ from retail_assets.servers.kafka_tls import MECHANISM, Certificates, scram_crede
 from retail_assets.servers.supervisor import (
     LocalServer,
     ServiceError,
+    file_lock,
     free_port,
     secret,
     wait_until,
@@ -191,32 +192,38 @@ class LocalBroker(LocalServer):
                                     *users)  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S)
         if done.returncode != 0:
-            reason = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
-            raise ServiceError(f"{self.name}: formatting {self.log_dir} failed: {reason[-1]}")
+            lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+            # The exception's own line says why; the trace's last frame does not.
+            reason = next((line for line in lines if "Exception" in line or "Error" in line),
+                          lines[-1])  # fmt: skip
+            raise ServiceError(f"{self.name}: formatting {self.log_dir} failed: {reason}")
 
     def up(self) -> dict:
         """Start the broker (or find it running) and wait until it leads its partitions."""
-        if self.server.pid() is None:
-            check_java()
-            self.server.check_port()
-            jars.ensure(self.home, JAR_SET)  # before anything starts
-            if self.sasl_ssl:
-                secret(KAFKA_BROKER_PASSWORD_VARIABLE)
-                self.certificates.ensure()
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            config = self.folder / "server.properties"
-            config.write_text(self.properties(free_port()), encoding="utf-8")
-            self.format_once(config)
-            causes = [(seen, what.format(log_dir=self.log_dir, port=self.port))
-                      for seen, what in KNOWN_CAUSES]  # fmt: skip
-            command = self.java_command(MAIN_CLASS, str(config))
-            status = self.start(command, dict(os.environ), START_TIMEOUT_S, causes)
-        else:
-            status = self.status()
+        # One starter at a time from here to the start: a sensor's tick and `retail kafka up`
+        # at once would each write the settings and format the log (the second one fails).
+        with file_lock(self.folder / "start.lock"):
+            status = self._start() if self.server.pid() is None else self.status()
         wait_until(self.leads_its_partitions, START_TIMEOUT_S,
                    f"{self.name} did not lead its partitions within {START_TIMEOUT_S}s "
                    f"(log: {self.server.log_file})")  # fmt: skip
         return status
+
+    def _start(self) -> dict:
+        check_java()
+        self.server.check_port()
+        jars.ensure(self.home, JAR_SET)  # before anything starts
+        if self.sasl_ssl:
+            secret(KAFKA_BROKER_PASSWORD_VARIABLE)
+            self.certificates.ensure()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        config = self.folder / "server.properties"
+        config.write_text(self.properties(free_port()), encoding="utf-8")
+        self.format_once(config)
+        causes = [(seen, what.format(log_dir=self.log_dir, port=self.port))
+                  for seen, what in KNOWN_CAUSES]  # fmt: skip
+        command = self.java_command(MAIN_CLASS, str(config))
+        return self.start(command, dict(os.environ), START_TIMEOUT_S, causes)
 
     def leads_its_partitions(self) -> bool:
         """The broker answers metadata and every partition has its leader: after a restart

@@ -123,16 +123,9 @@ class ManagedServer:
             lines += [f"logger.l{number}.name = {logger}", f"logger.l{number}.level = {level}"]
         return self.log_settings("\n".join(lines) + "\n")
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
         """Serialises up/down across processes (parallel runs may all ask for the server)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / f"{self.name}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return file_lock(self.run_dir / f"{self.name}.lock")
 
     def pid(self) -> int | None:
         """The recorded pid if that process is alive and still our server, else None."""
@@ -284,6 +277,18 @@ class LocalServer(Config):
 
     def status(self) -> dict:
         return self.server.status()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` across processes, held until the block ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def wait_until(ready: Callable[[], bool], timeout: float, failure: str) -> None:
