@@ -9,6 +9,7 @@ screenshot (to $RETAIL_UI_SCREENSHOTS if set, else the test's folder).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -28,7 +29,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 
 from retail_assets.dev.generator import generate
 from retail_assets.dev.replay import land
-from retail_assets.servers.supervisor import alive, free_port
+from retail_assets.servers.supervisor import alive, children, free_port
 from retail_assets.storage.hours import key_of
 from retail_assets_tests.helpers import environment, retail
 
@@ -81,16 +82,26 @@ class UI:
         wait_for(answers, timeout, f"the webserver on {self.url}")
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 90) -> int:
-        """Stop `retail ui` by its PID as a user would; kill it if it does not stop in time."""
+        """Stop `retail ui` by its PID as a user would; kill it if it does not stop in time.
+        Killed (SIGKILL: a failed test's cleanup), it cannot stop `dagster dev`, which runs in
+        a session of its own: that process group is killed too, or it would run on through
+        the rest of the session (seen: 58 minutes, its daemon ticking sensors)."""
+        groups = [int(pid) for pid in children(self.process.pid)]  # dagster dev's group
+        killing = signum == signal.SIGKILL
         if self.process.poll() is None:
             self.process.send_signal(signum)
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            killing = True
             self.process.kill()
             self.process.wait()
             message = f"retail ui did not stop within {timeout}s:\n{self.tail()}"
             raise AssertionError(message) from None
+        finally:
+            for group in groups if killing else []:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
