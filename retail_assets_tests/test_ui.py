@@ -29,7 +29,9 @@ from dagster._core.execution.backfill import BulkActionStatus
 
 from retail_assets.dev.generator import generate
 from retail_assets.dev.replay import land
+from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.supervisor import alive, children, free_port
+from retail_assets.settings import Settings
 from retail_assets.storage.hours import key_of
 from retail_assets_tests.helpers import environment, retail
 
@@ -350,23 +352,26 @@ def test_stopping_retail_ui_stops_what_it_started(settings, tmp_path):
     }
     ui = UI(tmp_path, env)
     try:
-        ui.wait_ready()
-        up = subprocess.run([sys.executable, "-m", "retail_assets.cli", "kafka", "up"],
-                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert up.returncode == 0, up.stderr
-        broker = json.loads(up.stdout)["pid"]
-        # dagster dev runs in a process group of its own, with the webserver and the daemon.
-        (dagster_dev,) = (
-            Path(f"/proc/{ui.process.pid}/task/{ui.process.pid}/children").read_text().split()
-        )
-        group = int(dagster_dev)
-        assert len(members(group)) >= 3, "dagster dev, its webserver and its daemon"
-        assert ui.stop(signal.SIGINT) == 0, ui.tail()
-    finally:
-        ui.stop(signal.SIGKILL)
-    assert not alive(broker), "the broker started under retail ui still runs"
-    assert not members(group), f"processes of dagster dev still run:\n{ui.tail()}"
-    shutil.rmtree(tmp_path / "home", ignore_errors=True)
+        try:
+            ui.wait_ready()
+            up = subprocess.run([sys.executable, "-m", "retail_assets.cli", "kafka", "up"],
+                                env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+            assert up.returncode == 0, up.stderr
+            broker = json.loads(up.stdout)["pid"]
+            # dagster dev runs in a process group of its own, with the webserver and the daemon.
+            (dagster_dev,) = (
+                Path(f"/proc/{ui.process.pid}/task/{ui.process.pid}/children").read_text().split()
+            )
+            group = int(dagster_dev)
+            assert len(members(group)) >= 3, "dagster dev, its webserver and its daemon"
+            assert ui.stop(signal.SIGINT) == 0, ui.tail()
+        finally:
+            ui.stop(signal.SIGKILL)
+        assert not alive(broker), "the broker started under retail ui still runs"
+        assert not members(group), f"processes of dagster dev still run:\n{ui.tail()}"
+    finally:  # what a failed run of this test left: the broker a sensor tick may have started
+        LocalBroker.of(Settings.from_env(env)).down()
+        shutil.rmtree(tmp_path / "home", ignore_errors=True)
 
 
 def members(group: int) -> list[int]:
