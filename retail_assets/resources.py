@@ -11,11 +11,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql.connect.client.retries import DefaultPolicy
 from pyspark.sql.connect.session import SparkSession as ConnectSession
 
-from retail_assets.servers import jars
 from retail_assets.servers.hive_metastore import LocalMetastore
 from retail_assets.servers.kafka_broker import LocalBroker
 from retail_assets.servers.kafka_tls import MECHANISM
-from retail_assets.servers.spark_connect import SESSION_JARS, LocalSparkServer
+from retail_assets.servers.spark_connect import LocalSparkServer, ensure_session_jars
 from retail_assets.settings import (
     KAFKA_PASSWORD_VARIABLE,
     KAFKA_USER_VARIABLE,
@@ -89,8 +88,7 @@ def connect(resource: SparkResource) -> SparkSession:
     local_server = resource.local_server
     ours = local_server or resource.local_metastore
     if resource.local_metastore:  # a classic session loads the session jars from the home
-        for jar_set in SESSION_JARS:
-            jars.ensure(resource.local_metastore.home, jar_set)
+        ensure_session_jars(resource.local_metastore.home)
     if ours:
         ours.up()
     session = spark_session_from_config(resource.spark_config)

@@ -62,8 +62,8 @@ class KilledServers(logging.Handler):
         self.reports: list[str] = []
 
     def emit(self, record):
-        log_file = Path(record.args[-1])
-        if not log_file.is_relative_to(_HOME):  # a test's own server (test_supervisor's)
+        log_file = getattr(record, "log_file", None)  # on supervisor's kill warning
+        if log_file is None or not log_file.is_relative_to(_HOME):  # or a test's own server
             return
         text = log_file.read_text(errors="replace") if log_file.exists() else ""
         dump = text[text.rfind("Full thread dump") :] if "Full thread dump" in text else ""

@@ -88,7 +88,7 @@ class UI:
         Killed (SIGKILL: a failed test's cleanup), it cannot stop `dagster dev`, which runs in
         a session of its own: that process group is killed too, or it would run on through
         the rest of the session (seen: 58 minutes, its daemon ticking sensors)."""
-        groups = [int(pid) for pid in children(self.process.pid)]  # dagster dev's group
+        groups = children(self.process.pid)  # dagster dev's group
         killing = signum == signal.SIGKILL
         if self.process.poll() is None:
             self.process.send_signal(signum)
@@ -359,10 +359,7 @@ def test_stopping_retail_ui_stops_what_it_started(settings, tmp_path):
             assert up.returncode == 0, up.stderr
             broker = json.loads(up.stdout)["pid"]
             # dagster dev runs in a process group of its own, with the webserver and the daemon.
-            (dagster_dev,) = (
-                Path(f"/proc/{ui.process.pid}/task/{ui.process.pid}/children").read_text().split()
-            )
-            group = int(dagster_dev)
+            (group,) = children(ui.process.pid)
             assert len(members(group)) >= 3, "dagster dev, its webserver and its daemon"
             assert ui.stop(signal.SIGINT) == 0, ui.tail()
         finally:

@@ -24,6 +24,12 @@ START_TIMEOUT_S = 180
 SESSION_JARS = ("spark-kafka", "delta")
 
 
+def ensure_session_jars(home: str) -> None:
+    """Fetch the jar sets every session loads, when the home's jar folder lacks one."""
+    for jar_set in SESSION_JARS:
+        jars.ensure(home, jar_set)
+
+
 LOG_FILES_KEPT = 4
 LOG_LEVELS = {  # Spark's own defaults (log4j2-defaults.properties in its jars)
     "org.sparkproject.jetty": "warn",
@@ -147,8 +153,7 @@ class LocalSparkServer(LocalServer):
         if status["running"]:  # every step's session finds both up: no more to do
             return status
         check_java()
-        for jar_set in SESSION_JARS:
-            jars.ensure(self.home, jar_set)
+        ensure_session_jars(self.home)
         if self.cluster_master:
             self.check_cluster()
         self.server.check_port()  # before the metastore starts for a server that cannot

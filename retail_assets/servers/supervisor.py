@@ -220,7 +220,8 @@ class ManagedServer:
             if not stop(pid, timeout):
                 LOG.warning("%s (pid %d) did not exit within %.0fs of its stop signal and was "
                             "killed; a JVM writes its threads at the end of its log %s",
-                            self.name, pid, timeout, self.log_file)  # fmt: skip
+                            self.name, pid, timeout, self.log_file,
+                            extra={"log_file": self.log_file})  # fmt: skip
             leftover = [child for child in started if alive(child)]  # not stopped by the server
             for child in leftover:
                 with contextlib.suppress(ProcessLookupError):  # it may end on its own now
