@@ -17,6 +17,15 @@ def test_spark_kafka_connector_is_of_pysparks_release_line():
     assert connector["spark-token-provider-kafka-0-10_2.13"] == spark
 
 
+def test_delta_lake_is_the_release_for_pysparks_line():
+    """Delta Lake runs inside Spark's own planner: Delta 4.0.x is built for Spark 4.0.x
+    (docs.delta.io, releases), and its storage jar is of the same release."""
+    delta = jars.pinned("delta")
+    spark = delta["delta-spark_2.13"]
+    assert spark.split(".")[:2] == pyspark.__version__.split(".")[:2], (spark, pyspark.__version__)
+    assert delta["delta-storage"] == spark
+
+
 def test_a_set_missing_a_pinned_jar_is_fetched(tmp_path, monkeypatch):
     monkeypatch.delenv("RETAIL_JARS_DIR", raising=False)
     driver = jars.jar_name("metastore-jdbc", "postgresql")
