@@ -19,34 +19,31 @@ import time
 
 from bench.harness import Bench, headline, main, say
 
-DELTA_EXTENSION = {"spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension"}
-DELTA_CATALOG = {
-    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-}
-VARIANTS = {  # name: (Delta's jars on the session, settings added)
-    "without delta": (False, {}),
-    "delta jars": (True, {}),
-    "delta jars + extension": (True, DELTA_EXTENSION),
-    "delta jars + extension + catalog": (True, {**DELTA_EXTENSION, **DELTA_CATALOG}),
+EXTENSION, CATALOG = "spark.sql.extensions", "spark.sql.catalog.spark_catalog"
+VARIANTS = {  # name: (Delta's jars on the session, which of the session's Delta settings kept)
+    "without delta": (False, ()),
+    "delta jars": (True, ()),
+    "delta jars + extension": (True, (EXTENSION,)),
+    "delta jars + extension + catalog": (True, (EXTENSION, CATALOG)),
 }
 KEYS = [f"2025-08-01-{hour:02d}:00" for hour in range(4)]
 
 
-def server(bench: Bench, delta_jars: bool, extra: dict[str, str]):
-    """The bench's server with the variant's jars and settings."""
+def server(bench: Bench, delta_jars: bool, kept: tuple[str, ...]):
+    """The bench's server with the variant's jars and Delta settings (the session's own)."""
     from retail_assets.servers import jars
-    from retail_assets.servers.spark_connect import LocalSparkServer
+    from retail_assets.servers.spark_connect import DELTA_SESSION_CONF, LocalSparkServer
 
     class Variant(LocalSparkServer):
         def session_conf(self) -> dict[str, str]:
             conf = super().session_conf()
-            for key in (*DELTA_EXTENSION, *DELTA_CATALOG):
+            for key in set(DELTA_SESSION_CONF) - set(kept):
                 del conf[key]
             if not delta_jars:
                 delta = str(jars.jars_dir(self.home) / "delta")
-                kept = [jar for jar in conf["spark.jars"].split(",") if not jar.startswith(delta)]
-                conf["spark.jars"] = ",".join(kept)
-            return {**conf, **extra}
+                others = [jar for jar in conf["spark.jars"].split(",") if not jar.startswith(delta)]
+                conf["spark.jars"] = ",".join(others)
+            return conf
 
     base = LocalSparkServer.of(bench.settings)
     return Variant(**{field: getattr(base, field) for field in type(base).model_fields})
@@ -94,8 +91,8 @@ def measure(bench: Bench, quick: bool) -> dict:
     repeats, rounds = (6, 1) if quick else (15, 2)
     times: dict[str, dict[str, list[float]]] = {variant: {} for variant in VARIANTS}
     for round_ in range(rounds):
-        for variant, (delta_jars, extra) in VARIANTS.items():
-            local = server(bench, delta_jars, extra)
+        for variant, (delta_jars, kept) in VARIANTS.items():
+            local = server(bench, delta_jars, kept)
             local.up()
             try:
                 spark = spark_session(bench.settings)

@@ -22,6 +22,11 @@ SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT_S = 180
 # The jar sets of jvm/pom.xml every session loads: Spark's Kafka source, Delta Lake.
 SESSION_JARS = ("spark-kafka", "delta")
+# Delta's commands (MERGE, OPTIMIZE, …) and its tables in the Hive metastore
+DELTA_SESSION_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
 
 
 def ensure_session_jars(home: str) -> None:
@@ -84,9 +89,7 @@ class LocalSparkServer(LocalServer):
                 for jar_set in SESSION_JARS
                 for name in jars.names(jar_set)
             ),  # fmt: skip
-            # Delta's commands (MERGE, OPTIMIZE, …) and its tables in the Hive metastore
-            "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-            "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+            **DELTA_SESSION_CONF,
             # A Delta table's state is rebuilt from its log in this many tasks (50 by default):
             # a 1,500-row hourly write took 1.85 s with 50, 0.68 s with 1 (bench notes, #36).
             "spark.databricks.delta.snapshotPartitions": "1",
