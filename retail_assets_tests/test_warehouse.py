@@ -8,8 +8,10 @@ group order, independently of the transforms; the hourly job runs as Dagster run
 import shutil
 from datetime import datetime
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
+from pyspark.sql import functions as F
 
 from retail_assets.dev.replay import land
 from retail_assets.storage.hours import key_of
@@ -285,3 +287,48 @@ def test_compacting_a_closed_month_keeps_every_table_and_reruns_idempotent(
     for name, (body, mtime) in files.items():
         assert (exports / name).stat().st_mtime_ns != mtime, f"{name} was not rewritten"
         assert (exports / name).read_bytes() == body, name
+
+
+# A dimension's stored rows, made by hand: (surrogate key, customer, valid from, recorded at).
+H1, H2 = datetime(2025, 8, 1, 1), datetime(2025, 8, 1, 2)
+GOOD_BEFORE = [(1, "c1", H1, H1)]
+GOOD_CHANGES = [(2, "c2", H2, H2)]
+GOOD_AFTER = [(1, "c1", H1, H1), (2, "c2", H2, H2)]
+
+
+@pytest.mark.parametrize(
+    ("before", "changes", "after", "failing"),
+    [
+        (GOOD_BEFORE, GOOD_CHANGES, GOOD_AFTER, set()),
+        # c2's first version takes key 1, which names c1: one key, two entities (and reused).
+        (GOOD_BEFORE, [(1, "c2", H2, H2)], [(1, "c1", H1, H1), (1, "c2", H2, H2)],
+         {"unique_surrogate_keys"}),
+        # a new version of c1 on c1's earlier key: a key reused, though for the same entity
+        (GOOD_BEFORE, [(1, "c1", H2, H2)], [(1, "c1", H2, H2)], {"unique_surrogate_keys"}),
+        # two versions of c2 start at its newest hour: two current rows
+        (GOOD_BEFORE, [(2, "c2", H2, H2), (3, "c2", H2, H2)], [*GOOD_AFTER, (3, "c2", H2, H2)],
+         {"one_current_row_per_natural_key"}),
+    ],
+    ids=["good", "a_key_names_two_entities", "a_new_version_reuses_a_key", "two_current_rows"],
+)  # fmt: skip
+def test_the_dimension_checks_fail_on_the_rows_they_guard_against(
+    spark, tmp_path, before, changes, after, failing
+):
+    """The checks' figures from stored rows made by hand: each broken rule fails its check
+    and only its check."""
+    from retail_assets.assets.warehouse.checks import dimension_checks, dimension_stats
+    from retail_assets.loads.dimensions import change_table, state_table
+    from retail_assets.transforms.warehouse import CUSTOMER
+
+    storage, key = make_storage(tmp_path, f"checks_{uuid4().hex[:8]}"), key_of(H2)
+    schema = "surrogate_key int, customer_id string, valid_from_hour timestamp, " \
+             "recorded_hour timestamp"  # fmt: skip
+
+    def frame(rows):
+        return spark.createDataFrame(rows, schema).withColumn("is_inferred", F.lit(False))
+
+    change_table(storage, CUSTOMER).write(spark, frame(changes), key)
+    state_table(storage, CUSTOMER).write(spark, frame(after), key)
+    stats = dimension_stats(spark, storage, CUSTOMER, [key], before=frame(before))
+    assert {c.check_name for c in dimension_checks(stats) if not c.passed} == failing
+    assert sorted(r.surrogate_key for r in stats["newest_changes"]) == [r[0] for r in changes]

@@ -2,11 +2,13 @@
 stored, and the verdicts. The checks read the stored rows, never the pipeline's own functions
 (a check that called them could not fail)."""
 
+from functools import reduce
+
 from dagster import AssetCheckResult, AssetKey
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from retail_assets.assets.metadata import all_rows, one_row
+from retail_assets.assets.metadata import one_row
 from retail_assets.loads.dimensions import change_table, state_table
 from retail_assets.loads.facts import FACTS
 from retail_assets.storage.resource import StorageResource
@@ -25,36 +27,59 @@ def dimension_stats(
     before: DataFrame | None,
 ) -> dict:
     """What the hours `keys` changed (counts, and the newest change records), and the counts
-    behind the checks, in one Spark job.
+    behind the checks: one aggregate over one read of the state before, the change records
+    and the state after (one Spark job).
 
     The checks read the change records and the state, not the versions SQL the view uses:
     through it (a row per surrogate key, current = no later version) both would hold by
     construction. Their cost is the state's size plus the run's changes, not history's.
     """
     key = dimension.natural_key
+    columns = ["surrogate_key", key, "valid_from_hour", "recorded_hour", "is_inferred"]
     after = state_table(storage, dimension).hour(spark, keys[-1])  # newest record per key
-    before = before if before is not None else after.limit(0)
     changes = change_table(storage, dimension).hours_of(spark, keys)
-    first_version = F.col("valid_from_hour") == F.col("recorded_hour")  # else: a completion
-    newest = changes.orderBy(F.desc("recorded_hour"), "surrogate_key").limit(PREVIEW_ROWS)
-    known = before.select("surrogate_key", key).unionByName(changes.select("surrogate_key", key))
-    reused = changes.where(first_version).join(before, "surrogate_key", "left_semi")
-    latest = after.withColumn("_latest", F.max("valid_from_hour").over(Window.partitionBy(key)))
-    latest = latest.where(F.col("valid_from_hour") == F.col("_latest"))
-    return one_row(
-        all_rows(newest, "newest_changes"),
-        changes.agg(
+    reads = [
+        after.select(F.lit("after").alias("_part"), *columns),
+        changes.select(F.lit("change").alias("_part"), *columns,
+                       F.struct(*changes.columns).alias("_record")),
+    ]  # fmt: skip
+    if before is not None:
+        reads.append(before.select(F.lit("before").alias("_part"), "surrogate_key", key))
+    rows = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), reads)
+    part = F.col("_part")
+    is_change, is_after, is_known = part == "change", part == "after", part != "after"
+    # A change record that starts its version (else it completes an inferred member).
+    first_version = is_change & (F.col("valid_from_hour") == F.col("recorded_hour"))
+    latest = F.max(F.when(is_after, F.col("valid_from_hour"))).over(Window.partitionBy(key))
+    newest = Window.partitionBy("_part").orderBy(F.desc("recorded_hour"), "surrogate_key")
+    rows = rows.select(
+        "*",
+        latest.alias("_latest"),
+        F.max(part == "before").over(Window.partitionBy("surrogate_key")).alias("_was_known"),
+        F.row_number().over(newest).alias("_newest"),
+    )
+    sk, entity = F.col("surrogate_key"), F.col(key)
+    return (
+        rows.agg(
+            F.collect_list(
+                F.when(is_change & (F.col("_newest") <= PREVIEW_ROWS), F.col("_record"))
+            ).alias("newest_changes"),
             F.count(F.when(first_version & ~F.col("is_inferred"), 1)).alias("new_versions"),
             F.count(F.when(first_version & F.col("is_inferred"), 1)).alias("inferred_members"),
-            F.count(F.when(~first_version, 1)).alias("completed_inferred"),
-        ),
-        after.agg(F.count("*").alias("versions"), F.countDistinct(key).alias("entities")),
-        known.agg(
-            F.countDistinct("surrogate_key").alias("keys"),
-            F.countDistinct("surrogate_key", key).alias("key_entity_pairs"),
-        ),
-        reused.agg(F.count("*").alias("reused_keys")),
-        latest.agg(F.count("*").alias("current")),
+            F.count(F.when(is_change & ~first_version, 1)).alias("completed_inferred"),
+            F.count(F.when(is_after, 1)).alias("versions"),
+            F.countDistinct(F.when(is_after, entity)).alias("entities"),
+            F.countDistinct(F.when(is_known, sk)).alias("keys"),
+            F.countDistinct(F.when(is_known, sk), F.when(is_known, entity)).alias(
+                "key_entity_pairs"
+            ),
+            F.count(F.when(first_version & F.col("_was_known"), 1)).alias("reused_keys"),
+            F.count(F.when(is_after & (F.col("valid_from_hour") == F.col("_latest")), 1)).alias(
+                "current"
+            ),
+        )
+        .collect()[0]
+        .asDict()
     )
 
 
