@@ -321,8 +321,9 @@ def test_the_dimension_checks_fail_on_the_rows_they_guard_against(
     from retail_assets.transforms.warehouse import CUSTOMER
 
     storage, key = make_storage(tmp_path, f"checks_{uuid4().hex[:8]}"), key_of(H2)
-    schema = "surrogate_key int, customer_id string, valid_from_hour timestamp, " \
-             "recorded_hour timestamp"  # fmt: skip
+    schema = (
+        "surrogate_key int, customer_id string, valid_from_hour timestamp, recorded_hour timestamp"
+    )
 
     def frame(rows):
         return spark.createDataFrame(rows, schema).withColumn("is_inferred", F.lit(False))

@@ -59,7 +59,7 @@ def dimension_stats(
         F.row_number().over(newest).alias("_newest"),
     )
     sk, entity = F.col("surrogate_key"), F.col(key)
-    return (
+    return one_row(
         rows.agg(
             F.collect_list(
                 F.when(is_change & (F.col("_newest") <= PREVIEW_ROWS), F.col("_record"))
@@ -78,8 +78,6 @@ def dimension_stats(
                 "current"
             ),
         )
-        .collect()[0]
-        .asDict()
     )
 
 
