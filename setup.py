@@ -26,8 +26,6 @@ setup(
         "pyspark[connect]>=4.0.1,<4.1",
         "confluent-kafka>=2.6,<3",
         "pandas>=2.2,<3",
-        # Charts in the UI's metadata, rendered headless (Agg).
-        "matplotlib>=3.8,<4",
     ],
     # playwright: the UI's browser test drives Debian's Chromium (retail_assets_tests/test_ui.py).
     extras_require={"dev": ["pytest>=8,<10", "ruff>=0.6", "uv>=0.5", "playwright>=1.50,<2"]},

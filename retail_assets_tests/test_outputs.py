@@ -171,7 +171,7 @@ def test_a_gap_in_the_snapshot_chain_is_rebuilt_from_all_facts(
     # what the UI shows for the hour: the answer as a table and a chart, and the file's path
     for name in [*INSIGHTS, "b2b_daily_csv"]:
         assert shown[name]["chart"].value.startswith("![")
-        assert "data:image/png;base64," in shown[name]["chart"].value
+        assert "data:image/svg+xml;base64," in shown[name]["chart"].value
         assert shown[name]["top_rows"].value.startswith("| ")
     uri = shown["b2b_daily_csv"]["dagster/uri"].value
     assert uri.endswith("sales_agent_product_units_2025-02-01.csv")

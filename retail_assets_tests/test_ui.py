@@ -318,7 +318,9 @@ def test_5_an_insight_shows_its_top_rows_chart_and_passed_checks(journey, spark)
     see(page.get_by_text(top, exact=True).first).to_be_visible()
     journey.shot("5_insight")
     page.get_by_text("[Show Markdown]").first.click()  # the chart, rendered in a dialog
-    see(page.get_by_role("dialog").locator("img[src^='data:image/png']")).to_be_visible()
+    chart = page.get_by_role("dialog").locator("img[src^='data:image/svg+xml']")
+    see(chart).to_be_visible()
+    assert chart.evaluate("image => image.complete && image.naturalWidth") > 0  # drawn, not broken
     journey.shot("5_insight_chart")
     page.keyboard.press("Escape")
     journey.open("/assets/insight_top_products?view=checks")

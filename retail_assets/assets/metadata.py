@@ -4,10 +4,10 @@ few-job Spark aggregates that metadata and checks are computed with."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 from collections.abc import Sequence
 from functools import reduce
+from html import escape
 
 from dagster import MetadataValue
 from pyspark.sql import DataFrame
@@ -32,28 +32,42 @@ def as_json(value) -> MetadataValue:
     return MetadataValue.json(json.loads(json.dumps(value, default=str)))
 
 
+# The chart's geometry, in pixels; labels are cut to LABEL_CHARS characters.
+CHART_WIDTH, ROW_HEIGHT, TITLE_HEIGHT, LABEL_CHARS, CHAR_WIDTH = 600, 20, 26, 36, 7.2
+
+
 def bar_chart(labels: Sequence[str], values: Sequence[float], title: str) -> MetadataValue:
-    """A horizontal bar chart as a PNG inside markdown (the UI renders data-URI images).
+    """A horizontal bar chart as an SVG image inside markdown (the UI renders data-URI images).
 
-    Rendered headless (Agg) and kept small: it is stored with every materialization event.
+    Written as text rather than drawn by a plotting library: a chart is a few rectangles, and
+    matplotlib cost 0.1–0.2 s a chart (five an hour) plus a second to import in every run.
     """
-    from matplotlib.figure import Figure  # the Figure API needs no display and no pyplot state
-
     if not labels:
         return MetadataValue.md(f"_{title}: nothing to chart_")
-    figure = Figure(figsize=(6, 0.3 * len(labels) + 0.8), dpi=72)
-    axes = figure.subplots()
-    positions = range(len(labels))
-    axes.barh(positions, [float(v) for v in values], color="#4c72b0")
-    axes.set_yticks(positions, [str(label) for label in labels], fontsize=8)
-    axes.invert_yaxis()  # first row on top, as in the table
-    axes.set_title(title, fontsize=10)
-    axes.tick_params(axis="x", labelsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
+    names = [str(label) if len(str(label)) <= LABEL_CHARS else str(label)[: LABEL_CHARS - 1]
+             + "…" for label in labels]  # fmt: skip
+    left = CHAR_WIDTH * max(map(len, names)) + 10
+    room = CHART_WIDTH - left - 90  # the longest bar, leaving space for its value
+    largest = max((float(v) for v in values), default=0.0) or 1.0
+    height = TITLE_HEIGHT + ROW_HEIGHT * len(names) + 6
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{CHART_WIDTH / 2}" y="17" text-anchor="middle" font-size="14">'
+        f"{escape(title)}</text>",
+    ]
+    for row, (name, value) in enumerate(zip(names, values, strict=True)):
+        top = TITLE_HEIGHT + ROW_HEIGHT * row
+        length = room * max(float(value), 0.0) / largest
+        parts += [
+            f'<text x="{left - 6}" y="{top + 14}" text-anchor="end">{escape(name)}</text>',
+            f'<rect x="{left}" y="{top + 3}" width="{length:.1f}" height="{ROW_HEIGHT - 6}" '
+            'fill="#4c72b0"/>',
+            f'<text x="{left + length + 4:.1f}" y="{top + 14}">{value:,}</text>',
+        ]
+    encoded = base64.b64encode("".join([*parts, "</svg>"]).encode()).decode()
+    return MetadataValue.md(f"![{title}](data:image/svg+xml;base64,{encoded})")
 
 
 # Each Spark action is a round trip and a job's start-up, which on a small hour costs more than
