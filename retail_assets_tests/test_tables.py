@@ -87,3 +87,16 @@ def test_a_reader_sees_a_rewrite_made_by_another_session(spark, settings, facts)
     finally:
         other.stop()
     assert ids(facts.hour(spark, H22)) == {"b", "c"}
+
+
+def test_an_hour_is_registered_or_moved_whatever_its_folder_held(spark, facts, tmp_path):
+    """An hour's write registers or moves its partition in one metastore call, guessed from
+    its folder; both wrong guesses end right: a killed first run's folder for an hour never
+    registered, and a registered hour whose folder is elsewhere (a lake root that moved)."""
+    leftover = Path(facts.location, "ingest_date=2025-06-01", "ingest_hour=22", "0f0f0f0f0f0f0f0f")
+    sales(spark, ("x", date(2024, 1, 6))).write.parquet(str(leftover))  # a killed first run
+    facts.write(spark, sales(spark, ("a", date(2024, 1, 5))), H22)
+    assert ids(facts.hour(spark, H22)) == {"a"} and not leftover.exists()
+    moved = HourlyTable(facts.name, str(tmp_path / "moved_root"))  # its folders: none yet
+    moved.write(spark, sales(spark, ("b", date(2024, 1, 7))), H22)
+    assert ids(facts.hour(spark, H22)) == {"b"}  # the partition left the old root

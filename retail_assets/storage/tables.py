@@ -224,23 +224,36 @@ def publish_partition(
     spark: SparkSession, name: str, spec: str, folder: str, frame: DataFrame
 ) -> str:
     """Write `frame` to a fresh folder under `folder`, point partition `spec` of table `name`
-    at it (the one change a reader can see), then delete whatever else `folder` holds: the
+    at it (the one change a reader can see), then delete whatever else `folder` held: the
     version replaced and any a killed run left. Returns the folder written."""
     token = uuid.uuid4().hex[:16]
     path = f"{folder}/{token}"
+    lake = Lake(folder)
+    earlier = lake.fs.get_file_info(fs.FileSelector(lake.base, allow_not_found=True))
     frame.write.mode("error").parquet(path)
     failpoint(f"publish:{name}")
-    alter = f"ALTER TABLE {name}"
-    spark.sql(f"{alter} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{path}'")
-    spark.sql(f"{alter} PARTITION ({spec}) SET LOCATION '{path}'")
-    lake = Lake(folder)
-    for info in lake.fs.get_file_info(fs.FileSelector(lake.base)):
-        if info.base_name != token:
-            delete = (
-                lake.fs.delete_dir if info.type == fs.FileType.Directory else lake.fs.delete_file
-            )
-            delete(info.path)
+    point_partition(spark, name, spec, path, rewritten=bool(earlier))
+    for info in earlier:
+        delete = lake.fs.delete_dir if info.type == fs.FileType.Directory else lake.fs.delete_file
+        delete(info.path)
     return path
+
+
+def point_partition(spark: SparkSession, name: str, spec: str, path: str, rewritten: bool) -> None:
+    """Register partition `spec` at `path`, or move it there: one metastore call (each costs
+    ~0.2 s), chosen by whether the hour's folder held an earlier version; the other statement
+    only when that guess was wrong (a killed run's folder for an hour never registered)."""
+    add = f"ALTER TABLE {name} ADD PARTITION ({spec}) LOCATION '{path}'"
+    move = f"ALTER TABLE {name} PARTITION ({spec}) SET LOCATION '{path}'"
+    first, wrong, second = (move, "PARTITIONS_NOT_FOUND", add)
+    if not rewritten:
+        first, wrong, second = (add, "PARTITIONS_ALREADY_EXIST", move)
+    try:
+        spark.sql(first)
+    except AnalysisException as error:
+        if error.getCondition() != wrong:
+            raise
+        spark.sql(second)
 
 
 def partition_spec(key: str) -> str:
