@@ -36,6 +36,11 @@ def as_json(value) -> MetadataValue:
 CHART_WIDTH, ROW_HEIGHT, TITLE_HEIGHT, LABEL_CHARS, CHAR_WIDTH = 600, 20, 26, 36, 7.2
 
 
+def cut(text: str) -> str:
+    """`text` in at most LABEL_CHARS characters, an ellipsis marking a cut."""
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+
 def bar_chart(labels: Sequence[str], values: Sequence[float], title: str) -> MetadataValue:
     """A horizontal bar chart as an SVG image inside markdown (the UI renders data-URI images).
 
@@ -44,8 +49,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str) -> Met
     """
     if not labels:
         return MetadataValue.md(f"_{title}: nothing to chart_")
-    names = [str(label) if len(str(label)) <= LABEL_CHARS else str(label)[: LABEL_CHARS - 1]
-             + "…" for label in labels]  # fmt: skip
+    names = [cut(str(label)) for label in labels]
     left = CHAR_WIDTH * max(map(len, names)) + 10
     room = CHART_WIDTH - left - 90  # the longest bar, leaving space for its value
     largest = max((float(v) for v in values), default=0.0) or 1.0
