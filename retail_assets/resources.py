@@ -47,6 +47,11 @@ class SparkResource(PySparkResource):
             self._spark_session = connect(self)
         return self._spark_session
 
+    @property
+    def restarts_on_retry(self) -> bool:
+        """The retry's session starts the server again itself (`connect`)."""
+        return self.local_server is not None
+
     def went_away(self) -> str:
         """Forget the session and say which server to bring back, and how."""
         stale, self._spark_session = self._spark_session, None
@@ -126,6 +131,11 @@ class KafkaResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if self.local_broker:
             self.local_broker.up()
+
+    @property
+    def restarts_on_retry(self) -> bool:
+        """The retry's resource starts the broker again itself (`setup_for_execution`)."""
+        return self.local_broker is not None
 
     def went_away(self) -> str:
         return (

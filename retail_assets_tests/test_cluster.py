@@ -183,7 +183,7 @@ def test_the_shared_replay_and_a_stream_through_kills_equal_the_embedded_profile
         finish(process)
     # The console tells it in the project's lines: the server gone, the retry, then "ok".
     (retry,) = [line for line in output.splitlines() if "retrying the step" in line]
-    assert on.spark_remote in retry and "(attempt 2 of 4)" in retry, retry
+    assert on.spark_remote in retry and "retrying the step now (attempt 2 of 4)" in retry, retry
     json_lines = [line for line in output.splitlines() if '"logger": ' in line]
     assert not json_lines, json_lines[:3]  # pyspark's JSON log lines: in their file
     assert server.server.pid() not in (None, killed)  # the retry started a new server

@@ -50,12 +50,19 @@ def test_a_server_away_is_told_from_a_data_error(spark):
     assert server_away(KafkaException("the broker's end offsets are behind the checkpoint")) is None
 
 
-def attempts(error: Exception, fails: int) -> tuple[bool, list[str]]:
+GONE = "sc://127.0.0.1:9"
+POLICY_DELAY = 0.2
+
+
+def attempts(
+    error: Exception, fails: int, local_server: LocalSparkServer | None = None
+) -> tuple[bool, list[tuple[str, float]]]:
     """Materialize an asset that raises `error` on its first `fails` attempts under a
-    3-retry policy: whether it ended well, and the message of each retry."""
+    3-retry policy, on a Spark resource whose server is at GONE (the project's own when
+    `local_server` is given): whether it ended well, and each retry's message and wait."""
     tries = []
 
-    @asset(retry_policy=RetryPolicy(max_retries=3))
+    @asset(retry_policy=RetryPolicy(max_retries=3, delay=POLICY_DELAY))
     @final_unless_transient
     def flaky(spark: SparkResource) -> None:
         tries.append(1)
@@ -63,17 +70,26 @@ def attempts(error: Exception, fails: int) -> tuple[bool, list[str]]:
             raise error
 
     instance = DagsterInstance.ephemeral()
-    gone = SparkResource(spark_config={"spark.remote": "sc://127.0.0.1:9"})
+    gone = SparkResource(spark_config={"spark.remote": GONE}, local_server=local_server)
     result = materialize([flaky], resources={"spark": gone}, instance=instance,
                          raise_on_error=False)  # fmt: skip
-    retried = instance.all_logs(result.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY)
-    return result.success, [messages(r.dagster_event.event_specific_data.error) for r in retried]
+    events = instance.all_logs(result.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY)
+    retried = [event.dagster_event.event_specific_data for event in events]
+    return result.success, [(messages(retry.error), retry.seconds_to_wait) for retry in retried]
 
 
 def test_a_server_away_is_retried_and_named_with_its_recovery_command():
     succeeded, retries = attempts(SPARK_GONE, fails=2)
-    assert succeeded and len(retries) == 2
-    assert "sc://127.0.0.1:9" in retries[0] and "retail spark up" in retries[0]
+    assert succeeded and [wait for _, wait in retries] == [POLICY_DELAY] * 2
+    assert GONE in retries[0][0] and "retail spark up" in retries[0][0]
+
+
+def test_a_server_the_project_runs_is_retried_at_once(settings, tmp_path):
+    """The retry's resource starts the embedded server again: waiting would only be waiting."""
+    ours = LocalSparkServer.of(settings).model_copy(update={"home": str(tmp_path)})
+    succeeded, retries = attempts(SPARK_GONE, fails=2, local_server=ours)
+    assert succeeded and [wait for _, wait in retries] == [0, 0]
+    assert GONE in retries[0][0] and "the retry starts it again" in retries[0][0]
 
 
 class Unavailable(grpc.RpcError):

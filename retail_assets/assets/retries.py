@@ -5,7 +5,8 @@ only later, and bury the first failure under three more.
 Every asset of the project is declared through `retried`: it gets `TRANSIENT_RETRY` and runs
 inside `final_unless_transient`: a server's absence becomes a `Failure` naming the server and
 its recovery command (and the policy retries it); any other error becomes a `Failure` that
-bypasses the policy.
+bypasses the policy. A server the project runs itself is started again by the retry's own
+resources, so waiting for it would only be waiting: that retry comes at once.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import functools
 import inspect
 from collections.abc import Iterator
 
-from dagster import Backoff, Failure, Jitter, RetryPolicy
+from dagster import Backoff, Failure, Jitter, RetryPolicy, RetryRequested
 
 from retail_assets.assets.catalog import linked_to_source
 from retail_assets.resources import KafkaResource, SparkResource
 
 # 20 s, 40 s, 80 s after the client's own wait (resources.ClientRetries): time for a server
-# to restart.
+# somebody else runs to restart (one of ours is restarted by the retry, which comes at once).
 TRANSIENT_RETRY = RetryPolicy(
     max_retries=3, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
@@ -86,8 +87,13 @@ def _final_unless_transient(resources: dict) -> Iterator[None]:
         kind = server_away(error)
         if kind is None:
             raise Failure(one_line(error), allow_retries=False) from error
-        told = [r.went_away() for r in resources.values() if isinstance(r, kind)]
-        raise Failure(f"{'; '.join(told) or one_line(error)} ({one_line(error)})") from error
+        away = [r for r in resources.values() if isinstance(r, kind)]
+        told = "; ".join(r.went_away() for r in away) or one_line(error)
+        failure = Failure(f"{told} ({one_line(error)})")
+        if away and all(r.restarts_on_retry for r in away):
+            failure.__cause__ = error
+            raise RetryRequested(TRANSIENT_RETRY.max_retries, seconds_to_wait=0) from failure
+        raise failure from error
 
 
 def final_unless_transient(compute):

@@ -172,9 +172,10 @@ def run_hour(
         elif event.event_type == DagsterEventType.STEP_UP_FOR_RETRY:
             retry = event.event_specific_data
             attempts[event.step_key] = attempts.get(event.step_key, 1) + 1
+            wait = retry.seconds_to_wait
             lines.append(
                 f"    {event.step_key}: {retried_error(retry.error)}; retrying the step "
-                f"in {retry.seconds_to_wait or 0:.0f}s (attempt {attempts[event.step_key]} "
+                f"{f'in {wait:.0f}s' if wait else 'now'} (attempt {attempts[event.step_key]} "
                 f"of {TRANSIENT_RETRY.max_retries + 1})"
             )
         elif event.event_type == DagsterEventType.STEP_FAILURE:
