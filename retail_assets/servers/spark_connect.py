@@ -19,6 +19,10 @@ from retail_assets.servers.supervisor import LocalServer, ServiceError, port_is_
 from retail_assets.settings import Settings
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+# The server JVM's garbage collector. On 2 cores the default (G1), with its concurrent threads
+# and costlier write barriers, slowed a fresh server's first small hours by ~10 % against the
+# throughput collector (bench/server_gc.py); an hour's pauses stay far below a second.
+SERVER_GC = "-XX:+UseParallelGC"
 START_TIMEOUT_S = 180
 # The jar sets of jvm/pom.xml every session loads: Spark's Kafka source, Delta Lake.
 SESSION_JARS = ("spark-kafka", "delta")
@@ -163,7 +167,7 @@ class LocalSparkServer(LocalServer):
         settings = self.server.rolling_log_settings(self.log_roll_kb, LOG_FILES_KEPT, LOG_LEVELS)
         logging = f"-Dlog4j2.configurationFile={settings}"
         cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--class", SERVER_CLASS,
-               "--driver-java-options", logging]  # fmt: skip
+               "--driver-java-options", f"{logging} {SERVER_GC}"]  # fmt: skip
         for key, value in self.server_conf().items():
             cmd += ["--conf", f"{key}={value}"]
         cmd.append("spark-internal")
