@@ -134,8 +134,9 @@ class KafkaResource(ConfigurableResource):
 
     @property
     def restarts_on_retry(self) -> bool:
-        """The retry's resource starts the broker again itself (`setup_for_execution`)."""
-        return self.local_broker is not None
+        """No: the local broker is started at the resource's set-up, once per run (the jobs
+        run in process), so a retry within the run waits for it like for any broker."""
+        return False
 
     def went_away(self) -> str:
         return (

@@ -5,8 +5,9 @@ only later, and bury the first failure under three more.
 Every asset of the project is declared through `retried`: it gets `TRANSIENT_RETRY` and runs
 inside `final_unless_transient`: a server's absence becomes a `Failure` naming the server and
 its recovery command (and the policy retries it); any other error becomes a `Failure` that
-bypasses the policy. A server the project runs itself is started again by the retry's own
-resources, so waiting for it would only be waiting: that retry comes at once.
+bypasses the policy. The Spark server the project runs itself is started again by the
+retry's own session (`resources.connect`), so waiting for it would only be waiting: that retry
+comes at once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from retail_assets.assets.catalog import linked_to_source
 from retail_assets.resources import KafkaResource, SparkResource
 
 # 20 s, 40 s, 80 s after the client's own wait (resources.ClientRetries): time for a server
-# somebody else runs to restart (one of ours is restarted by the retry, which comes at once).
+# to restart (our own Spark server is restarted by the retry, which comes at once).
 TRANSIENT_RETRY = RetryPolicy(
     max_retries=3, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
