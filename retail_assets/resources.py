@@ -132,12 +132,6 @@ class KafkaResource(ConfigurableResource):
         if self.local_broker:
             self.local_broker.up()
 
-    @property
-    def restarts_on_retry(self) -> bool:
-        """No: the local broker is started at the resource's set-up, once per run (the jobs
-        run in process), so a retry within the run waits for it like for any broker."""
-        return False
-
     def went_away(self) -> str:
         return (
             f"the Kafka broker {self.bootstrap_servers} was unreachable; once it is back "

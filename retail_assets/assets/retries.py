@@ -91,7 +91,9 @@ def _final_unless_transient(resources: dict) -> Iterator[None]:
         away = [r for r in resources.values() if isinstance(r, kind)]
         told = "; ".join(r.went_away() for r in away) or one_line(error)
         failure = Failure(f"{told} ({one_line(error)})")
-        if away and all(r.restarts_on_retry for r in away):
+        # Not the local broker: it is started at the resource's set-up, once per run (the
+        # jobs run in process), so a retry within the run waits for it like for any broker.
+        if kind is SparkResource and away and all(r.restarts_on_retry for r in away):
             failure.__cause__ = error
             raise RetryRequested(TRANSIENT_RETRY.max_retries, seconds_to_wait=0) from failure
         raise failure from error

@@ -245,9 +245,8 @@ def point_partition(spark: SparkSession, name: str, spec: str, path: str, rewrit
     only when that guess was wrong (a killed run's folder for an hour never registered)."""
     add = f"ALTER TABLE {name} ADD PARTITION ({spec}) LOCATION '{path}'"
     move = f"ALTER TABLE {name} PARTITION ({spec}) SET LOCATION '{path}'"
-    first, wrong, second = (move, "PARTITIONS_NOT_FOUND", add)
-    if not rewritten:
-        first, wrong, second = (add, "PARTITIONS_ALREADY_EXIST", move)
+    first, second = (move, add) if rewritten else (add, move)
+    wrong = "PARTITIONS_NOT_FOUND" if rewritten else "PARTITIONS_ALREADY_EXIST"
     try:
         spark.sql(first)
     except AnalysisException as error:
