@@ -18,6 +18,7 @@ from retail_assets.assets.raw import raw_files
 from retail_assets.loads.silver import resend_conflicts, write_new_transactions, write_silver
 from retail_assets.resources import SparkResource
 from retail_assets.storage.resource import StorageResource, raw_rows
+from retail_assets.storage.tables import HOUR_COLUMNS
 from retail_assets.transforms import reconcile
 from retail_assets.transforms.source_records import header_layout
 
@@ -25,12 +26,14 @@ ROWS_USABLE = "rows_usable"
 
 
 def silver_hour(spark: SparkSession, storage: StorageResource, key: str) -> dict:
-    """Clean one hour and reconcile it against the raw manifest."""
-    silver_path, quarantine_path = write_silver(spark, storage, key)
+    """Clean one hour and reconcile it against the raw manifest. The hour is read back through
+    the metastore: its schema is known there (a read by path infers it from the files, one
+    Spark job per read)."""
+    silver_path = write_silver(spark, storage, key)
     files = storage.raw_files(key, "sales_transactions")
-    silver = spark.read.parquet(silver_path)
+    silver = storage.lake_table("silver", "transactions").hour(spark, key).drop(*HOUR_COLUMNS)
     outcome = silver.select(F.lit(None).cast("string").alias("reason")).unionByName(
-        spark.read.parquet(quarantine_path).select("reason")
+        storage.lake_table("quarantine", "transactions").hour(spark, key).select("reason")
     )  # a silver row has no reason: one job counts both sides, and takes the preview
     counted = one_row(
         all_rows(outcome.groupBy("reason").count(), "reasons"), all_rows(silver.limit(5), "preview")

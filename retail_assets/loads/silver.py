@@ -13,20 +13,18 @@ from retail_assets.transforms.transactions import clean_transactions, quarantine
 from retail_assets.transforms.warehouse import conflicting_resends, first_arrivals
 
 
-def write_silver(spark: SparkSession, storage: StorageResource, key: str) -> tuple[str, str]:
-    """Clean hour `key` into silver and quarantine; the two folders written."""
+def write_silver(spark: SparkSession, storage: StorageResource, key: str) -> str:
+    """Clean hour `key` into silver and quarantine; silver's folder written."""
     files = storage.raw_files(key, "sales_transactions")
     cleaned = clean_transactions(read_raw(spark, files, SOURCE_FIELDS)).persist()
     try:
         silver_path = storage.lake_table("silver", "transactions").write(
             spark, silver_rows(cleaned), key
         )
-        quarantine_path = storage.lake_table("quarantine", "transactions").write(
-            spark, quarantine_rows(cleaned), key
-        )
+        storage.lake_table("quarantine", "transactions").write(spark, quarantine_rows(cleaned), key)
     finally:
         cleaned.unpersist()
-    return silver_path, quarantine_path
+    return silver_path
 
 
 def write_new_transactions(spark: SparkSession, storage: StorageResource, key: str) -> str:
