@@ -166,6 +166,7 @@ def cmd_demo(args, settings: Settings) -> int:
     warehouse = storage_resource(settings).warehouse_database
     print(f"next: retail ui    (the Dagster UI on http://127.0.0.1:{UI_PORT})")
     print(f'      retail sql "SELECT * FROM {warehouse}.fact_branch_sales LIMIT 5"')
+    print("      retail spark down    (stops the Spark server and metastore it left running)")
     return 0
 
 

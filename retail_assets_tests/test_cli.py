@@ -61,7 +61,7 @@ def test_demo_exports_one_b2b_file_per_ingest_day(demo, settings):
 
 def test_demo_ends_with_what_it_made_and_what_to_run_next(demo, settings):
     """The summary's figures are the tables' (and raw = facts + duplicates + quarantined)."""
-    *_, made, first_file, second_file, ui, sql = demo.strip().splitlines()
+    *_, made, first_file, second_file, ui, sql, down = demo.strip().splitlines()
     days = "ingest_date IN ('2025-01-31', '2025-02-01')"
     (counts,) = sql_json(
         f"SELECT (SELECT count(*) FROM retail_dwh.fact_branch_sales WHERE {days}) AS branch, "
@@ -81,6 +81,7 @@ def test_demo_ends_with_what_it_made_and_what_to_run_next(demo, settings):
     assert [first_file, second_file] == [f"B2B file: {file}" for file in files]
     assert ui.startswith("next: retail ui ") and "http://127.0.0.1:3000" in ui
     assert sql.split(maxsplit=2)[2].startswith('"SELECT * FROM retail_dwh.fact_branch_sales')
+    assert down.split()[:3] == ["retail", "spark", "down"]
 
 
 def test_sql_reads_the_warehouse_and_the_redelivery_added_nothing(demo):
