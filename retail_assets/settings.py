@@ -9,7 +9,6 @@ server pids and logs) so one directory can be inspected, backed up or wiped as a
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -182,24 +181,43 @@ def local_kafka_address(port: int) -> str:
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME under RETAIL_HOME (unless the user set one), with the repo's dagster.yaml;
-    on the cluster profile, that file plus storage on the profile's PostgreSQL."""
+    """DAGSTER_HOME under RETAIL_HOME (unless the user set one), with the repo's dagster.yaml
+    plus the profile's storage: Dagster's SQLite files with the kept-engine event log
+    (orchestration/event_log.py), or the cluster profile's PostgreSQL. A dagster.yaml the
+    user wrote (one that does not start as the repo's does) is left as it is."""
     dagster_home = settings.dagster_home
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
     source = PACKAGE_DIR / "dagster.yaml"  # the checkout's, shipped in the package
-    if settings.is_cluster and source.exists():
-        wanted = source.read_text(encoding="utf-8") + CLUSTER_STORAGE.format(port=settings.pg_port)
-        if config.is_symlink() or not config.exists() or config.read_text() != wanted:
+    if source.exists():
+        text = source.read_text(encoding="utf-8")
+        cluster = CLUSTER_STORAGE.format(port=settings.pg_port)
+        wanted = text + (cluster if settings.is_cluster else EMBEDDED_STORAGE)
+        # None yet, a link (how earlier versions placed it), or an older one written from it.
+        fresh = config.is_symlink() or not config.exists()
+        if fresh or (_starts_as(config, text) and config.read_text(encoding="utf-8") != wanted):
             staging = config.with_suffix(f".{os.getpid()}.tmp")
             staging.write_text(wanted, encoding="utf-8")
-            staging.replace(config)
-    elif source.exists() and not config.exists():
-        with contextlib.suppress(FileExistsError):  # two commands started together on a new home
-            config.symlink_to(source)
+            staging.replace(config)  # atomic: two commands started together write the same
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home
 
+
+def _starts_as(config: Path, text: str) -> bool:
+    return config.read_text(encoding="utf-8").startswith(text.split("\n", 1)[0])
+
+
+EMBEDDED_STORAGE = """
+# Embedded profile: Dagster's SQLite files under DAGSTER_HOME, the event log's engines kept
+# between calls (retail_assets/orchestration/event_log.py).
+storage:
+  custom:
+    module: retail_assets.orchestration.event_log
+    class: EmbeddedStorage
+    config:
+      base_dir:
+        env: DAGSTER_HOME
+"""
 
 CLUSTER_STORAGE = f"""
 # Cluster profile (docs/profiles.md): runs, event logs and schedules in PostgreSQL, so
