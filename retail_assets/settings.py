@@ -9,6 +9,7 @@ server pids and logs) so one directory can be inspected, backed up or wiped as a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -192,7 +193,8 @@ def prepare_dagster_home(settings: Settings) -> Path:
     if source.exists():
         text = source.read_text(encoding="utf-8")
         cluster = CLUSTER_STORAGE.format(port=settings.pg_port)
-        wanted = text + (cluster if settings.is_cluster else EMBEDDED_STORAGE)
+        embedded = EMBEDDED_STORAGE.format(base_dir=json.dumps(str(dagster_home)))
+        wanted = text + (cluster if settings.is_cluster else embedded)
         # None yet, a link (how earlier versions placed it), or an older one written from it.
         fresh = config.is_symlink() or not config.exists()
         if fresh or (_starts_as(config, text) and config.read_text(encoding="utf-8") != wanted):
@@ -207,16 +209,17 @@ def _starts_as(config: Path, text: str) -> bool:
     return config.read_text(encoding="utf-8").startswith(text.split("\n", 1)[0])
 
 
+# The folder is written out, not {env: DAGSTER_HOME}: a process may open this instance by
+# its folder (DagsterInstance.from_config) with another DAGSTER_HOME in its environment.
 EMBEDDED_STORAGE = """
-# Embedded profile: Dagster's SQLite files under DAGSTER_HOME, the event log's engines kept
+# Embedded profile: Dagster's SQLite files in this folder, the event log's engines kept
 # between calls (retail_assets/orchestration/event_log.py).
 storage:
   custom:
     module: retail_assets.orchestration.event_log
     class: EmbeddedStorage
     config:
-      base_dir:
-        env: DAGSTER_HOME
+      base_dir: {base_dir}
 """
 
 CLUSTER_STORAGE = f"""

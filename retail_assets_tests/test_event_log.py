@@ -105,7 +105,9 @@ def test_the_instance_config_is_written_for_the_profile_and_a_users_own_is_kept(
     tmp_path, monkeypatch
 ):
     """A home of an earlier version (the config a link to the repo's) gets the written file
-    with the kept-engine storage; a dagster.yaml the user wrote stays as it was."""
+    with the kept-engine storage, in that folder even when the process that opens it has
+    another DAGSTER_HOME (as a test or a script opening the UI's instance does); a
+    dagster.yaml the user wrote stays as it was."""
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").symlink_to(PACKAGE_DIR / "dagster.yaml")
@@ -114,8 +116,11 @@ def test_the_instance_config_is_written_for_the_profile_and_a_users_own_is_kept(
     prepare_dagster_home(Settings.from_env())
     config = dagster_home / "dagster.yaml"
     assert not config.is_symlink()
-    storage = DagsterInstance.from_config(str(dagster_home)).event_log_storage
-    assert type(storage).__name__ == "KeptEngineEventLogStorage"
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "another"))
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert type(instance.event_log_storage).__name__ == "KeptEngineEventLogStorage"
+        (run_id,) = run_hours(instance, 1)
+    assert (dagster_home / "history" / "runs" / f"{run_id}.db").exists()
 
     config.write_text("telemetry:\n  enabled: false\n")
     prepare_dagster_home(Settings.from_env())
