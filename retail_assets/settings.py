@@ -206,6 +206,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
 
 
 def _starts_as(config: Path, text: str) -> bool:
+    """`config` was written from the repo's dagster.yaml `text` (it starts with its first line)."""
     return config.read_text(encoding="utf-8").startswith(text.split("\n", 1)[0])
 
 

@@ -3,8 +3,8 @@
 Dagster's SQLite event log makes a new SQLAlchemy engine, and a new SQLite connection, for
 every read and write: ~600 in an hourly run. Each new engine compiles its SQL again, and each
 close of a file's last connection checkpoints and removes its write-ahead log. That was
-~1.3 s of the ~2 s Dagster itself spends on a small hour (bench p1's no-op run of the hourly
-graph: 2.03 s → 0.75 s). Here each database file keeps its engine and one open connection:
+~1.2 s of the ~2 s Dagster itself spends on a small hour (bench p1's no-op run of the hourly
+graph: 1.93 s → 0.75 s). Here each database file keeps its engine and one open connection:
 the index, and the newest run files (older ones are closed). The files, their schema and
 SQLite's locking are Dagster's own, so the UI and the daemon, in their own processes, read
 what a run writes as before.
