@@ -192,22 +192,22 @@ def prepare_dagster_home(settings: Settings) -> Path:
     source = PACKAGE_DIR / "dagster.yaml"  # the checkout's, shipped in the package
     if source.exists():
         text = source.read_text(encoding="utf-8")
-        cluster = CLUSTER_STORAGE.format(port=settings.pg_port)
-        embedded = EMBEDDED_STORAGE.format(base_dir=json.dumps(str(dagster_home)))
-        wanted = text + (cluster if settings.is_cluster else embedded)
-        # None yet, a link (how earlier versions placed it), or an older one written from it.
-        fresh = config.is_symlink() or not config.exists()
-        if fresh or (_starts_as(config, text) and config.read_text(encoding="utf-8") != wanted):
+        storage = (
+            CLUSTER_STORAGE.format(port=settings.pg_port)
+            if settings.is_cluster
+            else EMBEDDED_STORAGE.format(base_dir=json.dumps(str(dagster_home)))
+        )
+        wanted = text + storage
+        linked = config.is_symlink() or not config.exists()  # a link: how earlier versions did it
+        current = None if linked else config.read_text(encoding="utf-8")
+        # Ours: none yet, a link, or one written from the repo's (it starts as the repo's does).
+        ours = current is None or current.startswith(text.split("\n", 1)[0])
+        if ours and current != wanted:
             staging = config.with_suffix(f".{os.getpid()}.tmp")
             staging.write_text(wanted, encoding="utf-8")
             staging.replace(config)  # atomic: two commands started together write the same
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home
-
-
-def _starts_as(config: Path, text: str) -> bool:
-    """`config` was written from the repo's dagster.yaml `text` (it starts with its first line)."""
-    return config.read_text(encoding="utf-8").startswith(text.split("\n", 1)[0])
 
 
 # The folder is written out, not {env: DAGSTER_HOME}: a process may open this instance by
