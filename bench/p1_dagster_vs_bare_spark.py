@@ -103,32 +103,45 @@ class HandChecks:
         raw = self.raw_rows()
         return raw == counts.silver + counts.quarantined and (raw == 0 or counts.silver > 0)
 
-    def dimension(self, name: str, natural_key: str) -> bool:
-        """No surrogate key names two entities; one latest version per natural key. One
-        aggregate over one read of each table."""
+    def dimension(self, name: str, natural_key: str) -> str:
+        """One dimension's figures: no surrogate key names two entities, a new version takes
+        a key the state before (the previous hour's) did not hold, one latest version per
+        natural key. One read of each table: the state of both hours, the hour's changes."""
         state, changes = self.dwh(f"{name}_state"), self.dwh(f"{name}_changes")
-        figures = self.row(f"""
-            SELECT count(DISTINCT surrogate_key) AS keys,
-                   count(DISTINCT surrogate_key, entity) AS pairs,
-                   count(DISTINCT CASE WHEN in_state THEN entity END) AS entities,
-                   count_if(in_state AND valid_from_hour = newest) AS current
-            FROM (SELECT surrogate_key, {natural_key} AS entity, true AS in_state,
-                         valid_from_hour,
-                         max(valid_from_hour) OVER (PARTITION BY {natural_key}) AS newest
-                  FROM {state} WHERE {self.this_hour}
-                  UNION ALL
-                  SELECT surrogate_key, {natural_key}, false, NULL, NULL
-                  FROM {changes} WHERE {self.this_hour})""")
-        return figures.keys == figures.pairs and figures.current == figures.entities
+        return f"""
+            SELECT count(DISTINCT surrogate_key) = count(DISTINCT surrogate_key, entity)
+                   AND count_if(part = 'change' AND valid_from_hour = recorded_hour
+                                AND known_before) = 0
+                   AND count(DISTINCT CASE WHEN part = 'after' THEN entity END)
+                       = count_if(part = 'after' AND valid_from_hour = newest) AS {name}_ok
+            FROM (SELECT *, max(CASE WHEN part = 'after' THEN valid_from_hour END)
+                              OVER (PARTITION BY entity) AS newest,
+                            max(part = 'before') OVER (PARTITION BY surrogate_key)
+                              AS known_before
+                  FROM (SELECT surrogate_key, {natural_key} AS entity, valid_from_hour,
+                               NULL AS recorded_hour,
+                               CASE WHEN {self.this_hour} THEN 'after' ELSE 'before' END AS part
+                        FROM {state} WHERE {self.this_hour} OR {self.previous}
+                        UNION ALL
+                        SELECT surrogate_key, {natural_key}, valid_from_hour, recorded_hour,
+                               'change'
+                        FROM {changes} WHERE {self.this_hour}))
+            WHERE part <> 'before'"""
+
+    def dimensions(self, dimensions) -> bool:
+        """The four dimensions, loaded one after the other, checked in one statement."""
+        checks = self.one_row({d.name: self.dimension(d.name, d.natural_key) for d in dimensions})
+        return all(checks.values())
 
     def dates(self) -> bool:
-        table = self.dwh("dim_date")
+        """The hour's dates are distinct and none was added before: one read of the table."""
         figures = self.row(f"""
-            SELECT count(*) AS added, count(DISTINCT date) AS distinct_added,
-                   count(earlier.date) AS repeated
-            FROM (SELECT date FROM {table} WHERE {self.this_hour}) AS added
-            LEFT JOIN (SELECT DISTINCT date FROM {table} WHERE {self.before}) AS earlier
-            USING (date)""")
+            SELECT coalesce(sum(added), 0) AS added, count_if(added > 0) AS distinct_added,
+                   count_if(added > 0 AND earlier > 0) AS repeated
+            FROM (SELECT date, count_if(now) AS added, count_if(NOT now) AS earlier
+                  FROM (SELECT date, {self.this_hour} AS now FROM {self.dwh("dim_date")}
+                        WHERE {self.this_hour} OR {self.before})
+                  GROUP BY date)""")
         return figures.added == figures.distinct_added and figures.repeated == 0
 
     def one_row(self, parts: dict[str, str]) -> dict:
@@ -267,8 +280,8 @@ def bare_hour(spark, storage, key: str) -> dict[str, tuple[float, float]]:
         ("raw_files", lambda: ingest_hour(storage, key), check.raw_files),
         ("silver_transactions", lambda: write_silver(spark, storage, key), check.silver),
         ("new_transactions", lambda: write_new_transactions(spark, storage, key), None),
-        *[(d.name, lambda d=d: write_changes(spark, storage, d, key),
-           lambda d=d: check.dimension(d.name, d.natural_key)) for d in SCD_DIMENSIONS],
+        ("scd_dimensions", lambda: [write_changes(spark, storage, d, key) for d in SCD_DIMENSIONS],
+         lambda: check.dimensions(SCD_DIMENSIONS)),
         ("dim_date", lambda: write_dates(spark, storage, key), check.dates),
         ("sales_facts", lambda: write_facts(spark, storage, key), check.facts),
         ("marketing_insights", write_insights, check.insights),

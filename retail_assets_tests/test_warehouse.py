@@ -14,7 +14,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from retail_assets.dev.replay import land
-from retail_assets.storage.hours import key_of
+from retail_assets.storage.hours import hour_values, key_of
 from retail_assets_tests.helpers import WAREHOUSE_GROUPS as GROUPS
 from retail_assets_tests.helpers import WAREHOUSE_START as START
 from retail_assets_tests.helpers import (
@@ -182,6 +182,69 @@ def test_late_branch_is_inferred_then_completed_under_the_same_key(spark, wareho
     )
 
 
+def test_one_dimension_materializes_alone_and_reports_only_its_checks(spark, settings, warehouse):
+    """The four SCD2 dimensions are one step (scd_dimensions), each still materializable
+    alone, as from the UI: a run of dim_product's hour writes it only, reports its two checks
+    only, and gives the same versions again."""
+    from dagster import materialize
+
+    from retail_assets.assets.warehouse.checks import ONE_CURRENT, UNIQUE_KEYS
+    from retail_assets.definitions import BATCH_ASSETS
+    from retail_assets.resources import spark_resource
+
+    storage, keys = warehouse
+    tables = ["dim_product", "dim_product_changes", "dim_customer_changes"]
+    before = {name: contents(spark, storage, name) for name in tables}
+    result = materialize(
+        BATCH_ASSETS,
+        selection="dim_product",
+        partition_key=keys[-1],
+        resources={"spark": spark_resource(settings), "storage": storage},
+    )
+    assert result.success
+    materialized = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
+    assert materialized == {"dim_product"}
+    evaluations = {
+        (e.asset_key.path[0], e.check_name, e.passed) for e in result.get_asset_check_evaluations()
+    }
+    assert evaluations == {("dim_product", UNIQUE_KEYS, True), ("dim_product", ONE_CURRENT, True)}
+    assert {name: contents(spark, storage, name) for name in tables} == before
+
+
+def test_the_facts_check_figures_count_each_table_of_each_hour(spark, warehouse):
+    """The facts' reconciliation and check figures come from one grouped read of five tables
+    over all hours of a run: each (table, hour) gets its own rows and flagged rows."""
+    from retail_assets.assets.warehouse.reconciliation import counts_per_hour
+    from retail_assets.loads.facts import fact_tables
+
+    storage, keys = warehouse
+    lake, dwh = storage.lake_database, storage.warehouse_database
+    redeemed = {"fact_branch_sales": {"redeemed": F.col("offer_number").isNotNull()}}
+    counts = counts_per_hour(spark, storage, keys, fact_tables(storage), redeemed)
+    offers = 0
+    for key in keys:
+        day, hour = hour_values(key).values()
+        this_hour = f"ingest_date = '{day}' AND ingest_hour = '{hour}'"
+        expected = (
+            spark.sql(f"""SELECT
+            (SELECT count(*) FROM {lake}.silver_transactions WHERE {this_hour}) AS silver,
+            (SELECT count(*) FROM {lake}.quarantine_transactions WHERE {this_hour}) AS quarantined,
+            (SELECT count(*) FROM {lake}.silver_new_transactions WHERE {this_hour}) AS new,
+            (SELECT count(*) FROM {dwh}.fact_branch_sales WHERE {this_hour}) AS fact_branch_sales,
+            (SELECT count(*) FROM {dwh}.fact_online_sales WHERE {this_hour}) AS fact_online_sales,
+            (SELECT count(offer_number) FROM {dwh}.fact_branch_sales WHERE {this_hour}) AS redeemed
+        """)
+            .collect()[0]
+            .asDict()
+        )
+        redeemed_rows = expected.pop("redeemed")
+        assert {name: counts[name, key]["rows"] for name in expected} == expected, key
+        flagged = [counts[f"fact_{kind}_sales", key]["redeemed"] for kind in ("branch", "online")]
+        assert flagged == [redeemed_rows, 0], key
+        offers += redeemed_rows
+    assert offers  # the flag was raised
+
+
 def test_surrogate_keys_are_numbered_in_id_order_from_the_first_hour(spark, warehouse, source):
     storage, _ = warehouse
     first_products = sorted({r["product_id"] for r in first_arrivals(source)[0]})
@@ -316,7 +379,8 @@ def test_the_dimension_checks_fail_on_the_rows_they_guard_against(
 ):
     """The checks' figures from stored rows made by hand: each broken rule fails its check
     and only its check."""
-    from retail_assets.assets.warehouse.checks import dimension_checks, dimension_stats
+    from retail_assets.assets.metadata import one_row
+    from retail_assets.assets.warehouse.checks import dimension_checks, dimension_stats, stats_of
     from retail_assets.loads.dimensions import change_table, state_table
     from retail_assets.transforms.warehouse import CUSTOMER
 
@@ -330,6 +394,7 @@ def test_the_dimension_checks_fail_on_the_rows_they_guard_against(
 
     change_table(storage, CUSTOMER).write(spark, frame(changes), key)
     state_table(storage, CUSTOMER).write(spark, frame(after), key)
-    stats = dimension_stats(spark, storage, CUSTOMER, [key], before=frame(before))
-    assert {c.check_name for c in dimension_checks(stats) if not c.passed} == failing
+    figures = one_row(dimension_stats(spark, storage, CUSTOMER, [key], before=frame(before)))
+    stats = stats_of(CUSTOMER, figures)
+    assert {c.check_name for c in dimension_checks(CUSTOMER.name, stats) if not c.passed} == failing
     assert sorted(r.surrogate_key for r in stats["newest_changes"]) == [r[0] for r in changes]

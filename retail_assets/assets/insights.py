@@ -5,7 +5,6 @@ gap in the chain), the hour is rebuilt from every fact loaded through it: the sa
 """
 
 from dagster import (
-    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -19,7 +18,13 @@ from pyspark.sql import functions as F
 
 from retail_assets.assets.automation import follows_new_facts
 from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
-from retail_assets.assets.metadata import as_json, bar_chart, markdown_table, one_row
+from retail_assets.assets.metadata import (
+    as_json,
+    bar_chart,
+    markdown_table,
+    one_row,
+    selected_checks,
+)
 from retail_assets.assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
 from retail_assets.loads.insights import snapshots_written
 from retail_assets.resources import SparkResource
@@ -183,10 +188,5 @@ def marketing_insights(
                 ),
                 "chart": chart(name, rows),
             },
-            check_results=[
-                check
-                for check in checks
-                if AssetCheckKey(AssetKey(name), check.check_name)
-                in context.selected_asset_check_keys
-            ],
+            check_results=selected_checks(context, checks),
         )

@@ -1,5 +1,6 @@
-"""Small helpers that turn results into Dagster metadata a person can read in the UI, and the
-few-job Spark aggregates that metadata and checks are computed with."""
+"""Small helpers that turn results into Dagster metadata a person can read in the UI, the
+few-job Spark aggregates that metadata and checks are computed with, and the check results a
+subset of a multi-asset may report."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 from functools import reduce
 from html import escape
 
-from dagster import MetadataValue
+from dagster import AssetCheckKey, AssetCheckResult, AssetExecutionContext, MetadataValue
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -95,3 +96,12 @@ def all_rows(frame: DataFrame, name: str) -> DataFrame:
     """A one-row aggregate holding every row of a small `frame` (column `name`: a list of
     Rows), so it is collected in the same one_row job as the counts. In no particular order."""
     return frame.agg(F.collect_list(F.struct(*frame.columns)).alias(name))
+
+
+def selected_checks(
+    context: AssetExecutionContext, results: list[AssetCheckResult]
+) -> list[AssetCheckResult]:
+    """The `results` of the checks this run selected: a subsettable multi-asset may only
+    report those (all its checks are computed in one job anyway)."""
+    selected = context.selected_asset_check_keys
+    return [r for r in results if AssetCheckKey(r.asset_key, r.check_name) in selected]

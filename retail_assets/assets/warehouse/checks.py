@@ -5,7 +5,7 @@ stored, and the verdicts. The checks read the stored rows, never the pipeline's 
 from functools import reduce
 
 from dagster import AssetCheckResult, AssetKey
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from retail_assets.assets.metadata import one_row
@@ -25,10 +25,11 @@ def dimension_stats(
     dimension: Dimension,
     keys: list[str],
     before: DataFrame | None,
-) -> dict:
+) -> DataFrame:
     """What the hours `keys` changed (counts, and the newest change records), and the counts
-    behind the checks: one aggregate over one read of the state before, the change records
-    and the state after (one Spark job).
+    behind the checks: a one-row aggregate (columns `<dimension>.<figure>`, for one_row with
+    the other dimensions') over one read of the state before, the change records and the state
+    after.
 
     The checks read the change records and the state, not the versions SQL the view uses:
     through it (a row per surrogate key, current = no later version) both would hold by
@@ -59,31 +60,33 @@ def dimension_stats(
         F.row_number().over(newest).alias("_newest"),
     )
     sk, entity = F.col("surrogate_key"), F.col(key)
-    return one_row(
-        rows.agg(
-            F.collect_list(
-                F.when(is_change & (F.col("_newest") <= PREVIEW_ROWS), F.col("_record"))
-            ).alias("newest_changes"),
-            F.count(F.when(first_version & ~F.col("is_inferred"), 1)).alias("new_versions"),
-            F.count(F.when(first_version & F.col("is_inferred"), 1)).alias("inferred_members"),
-            F.count(F.when(is_change & ~first_version, 1)).alias("completed_inferred"),
-            F.count(F.when(is_after, 1)).alias("versions"),
-            F.countDistinct(F.when(is_after, entity)).alias("entities"),
-            F.countDistinct(F.when(is_known, sk)).alias("keys"),
-            F.countDistinct(F.when(is_known, sk), F.when(is_known, entity)).alias(
-                "key_entity_pairs"
-            ),
-            F.count(F.when(first_version & F.col("_was_known"), 1)).alias("reused_keys"),
-            F.count(F.when(is_after & (F.col("valid_from_hour") == F.col("_latest")), 1)).alias(
-                "current"
-            ),
-        )
-    )
+    figures = {
+        "newest_changes": F.collect_list(
+            F.when(is_change & (F.col("_newest") <= PREVIEW_ROWS), F.col("_record"))
+        ),
+        "new_versions": F.count(F.when(first_version & ~F.col("is_inferred"), 1)),
+        "inferred_members": F.count(F.when(first_version & F.col("is_inferred"), 1)),
+        "completed_inferred": F.count(F.when(is_change & ~first_version, 1)),
+        "versions": F.count(F.when(is_after, 1)),
+        "entities": F.countDistinct(F.when(is_after, entity)),
+        "keys": F.countDistinct(F.when(is_known, sk)),
+        "key_entity_pairs": F.countDistinct(F.when(is_known, sk), F.when(is_known, entity)),
+        "reused_keys": F.count(F.when(first_version & F.col("_was_known"), 1)),
+        "current": F.count(F.when(is_after & (F.col("valid_from_hour") == F.col("_latest")), 1)),
+    }
+    return rows.agg(*[value.alias(f"{dimension.name}.{n}") for n, value in figures.items()])
 
 
-def dimension_checks(stats: dict) -> list[AssetCheckResult]:
+def stats_of(dimension: Dimension, figures: dict) -> dict:
+    """`dimension`'s figures out of the one row all dimensions' aggregates were read into."""
+    prefix = f"{dimension.name}."
+    return {k.removeprefix(prefix): v for k, v in figures.items() if k.startswith(prefix)}
+
+
+def dimension_checks(name: str, stats: dict) -> list[AssetCheckResult]:
     return [
         AssetCheckResult(
+            asset_key=AssetKey(name),
             check_name=UNIQUE_KEYS,
             passed=stats["keys"] == stats["key_entity_pairs"] and stats["reused_keys"] == 0,
             description="no surrogate key names two entities; a new version takes a new key",
@@ -94,6 +97,7 @@ def dimension_checks(stats: dict) -> list[AssetCheckResult]:
             },
         ),
         AssetCheckResult(
+            asset_key=AssetKey(name),
             check_name=ONE_CURRENT,
             passed=stats["current"] == stats["entities"],
             description="each natural key has one version starting at its latest valid_from_hour",
@@ -142,20 +146,18 @@ PRICE_RULE = "total_paid_price_follows_the_rule"
 PRICE_RULE_SQL = "round(units * unit_price * (100 - discount_perc) / 100, 2)"
 
 
-def fact_check_counts(name: str, rows: DataFrame) -> DataFrame:
-    """One row: `name`'s rows missing a key, and rows off the price rule."""
+def fact_flags(name: str) -> dict[str, Column]:
+    """The conditions `name`'s checks count rows by: a key missing, off the price rule."""
     missing_key = F.lit(False)
     for column in fact_keys(FACTS[name]):
         missing_key = missing_key | F.col(column).isNull()
-    off_rule = ~F.col("total_paid_price").eqNullSafe(F.expr(PRICE_RULE_SQL))
-    return rows.agg(
-        F.sum(missing_key.cast("int")).alias(f"{name}.missing"),
-        F.sum(off_rule.cast("int")).alias(f"{name}.off"),
-    )
+    return {
+        "missing": missing_key,
+        "off": ~F.col("total_paid_price").eqNullSafe(F.expr(PRICE_RULE_SQL)),
+    }
 
 
-def fact_checks(name: str, stats: dict) -> list[AssetCheckResult]:
-    missing, off = stats[f"{name}.missing"] or 0, stats[f"{name}.off"] or 0
+def fact_checks(name: str, missing: int, off: int) -> list[AssetCheckResult]:
     return [
         AssetCheckResult(
             asset_key=AssetKey(name), check_name=KEYS_PRESENT, passed=not missing,

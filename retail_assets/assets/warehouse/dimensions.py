@@ -1,17 +1,27 @@
 """The dimension assets: four SCD2 dimensions and dim_date, in retail_dwh.
 
-Each SCD2 dimension asset writes the hour's change records (retail_dwh.<dim>_changes, one
-partition per hour) and keeps the view retail_dwh.<dim> with the SCD2 versions. Each depends
-on its own previous hour: the versions it builds on.
+Each SCD2 dimension writes the hour's change records (retail_dwh.<dim>_changes, one partition
+per hour) and keeps the view retail_dwh.<dim> with the SCD2 versions. Each depends on its own
+previous hour: the versions it builds on. The four are one step (`scd_dimensions`, each
+materializable alone): their checks are one Spark job, not four.
 """
 
-from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+)
 
 from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
-from retail_assets.assets.metadata import markdown_table
-from retail_assets.assets.partitions import hourly_asset, own_previous_hour
-from retail_assets.assets.raw import raw_files
-from retail_assets.assets.silver import new_transactions
+from retail_assets.assets.metadata import markdown_table, one_row, selected_checks
+from retail_assets.assets.partitions import (
+    hourly_asset,
+    hourly_multi_asset,
+    hourly_partitions,
+    own_previous_hour,
+)
 from retail_assets.assets.warehouse.checks import (
     ONE_CURRENT,
     UNIQUE_DATE_KEYS,
@@ -20,69 +30,74 @@ from retail_assets.assets.warehouse.checks import (
     date_stats,
     dimension_checks,
     dimension_stats,
+    stats_of,
 )
 from retail_assets.loads.dimensions import write_changes, write_dates
+from retail_assets.loads.inputs import SCD_DIMENSIONS
 from retail_assets.resources import SparkResource
 from retail_assets.storage.resource import StorageResource
-from retail_assets.transforms.warehouse import BRANCH, CUSTOMER, PRODUCT, SALES_AGENT, Dimension
+from retail_assets.transforms.warehouse import BRANCH, SALES_AGENT
+
+# What a dimension reads besides the new transactions: branches and agents come in files too.
+READS_RAW_FILES = {BRANCH, SALES_AGENT}
 
 
-def dimension_asset(dimension: Dimension, upstream: list):
-    """An SCD2 dimension asset: hours applied in order, each on the versions before it."""
-
-    @hourly_asset(
-        name=dimension.name,
-        deps=[*upstream, own_previous_hour(dimension.name)],
-        group_name="warehouse",
-        kinds={"spark", "hive"},
-        owners=OWNERS,
-        tags=tags("warehouse", dimension.name.removeprefix("dim_")),
-        metadata=table_metadata(DWH_DB, dimension.name, dimension.name),
-        check_specs=[
-            AssetCheckSpec(UNIQUE_KEYS, asset=dimension.name),
-            AssetCheckSpec(ONE_CURRENT, asset=dimension.name),
-        ],
-        description=(
-            f"SCD2 dimension on {dimension.natural_key} ({', '.join(dimension.attributes)}); "
-            f"view retail_dwh.{dimension.name}, change records in {dimension.name}_changes."
-        ),
+@hourly_multi_asset(
+    specs=[
+        AssetSpec(
+            dimension.name,
+            partitions_def=hourly_partitions,
+            deps=["new_transactions"]
+            + (["raw_files"] if dimension in READS_RAW_FILES else [])
+            + [own_previous_hour(dimension.name)],
+            group_name="warehouse",
+            kinds={"spark", "hive"},
+            owners=OWNERS,
+            tags=tags("warehouse", dimension.name.removeprefix("dim_")),
+            metadata=table_metadata(DWH_DB, dimension.name, dimension.name),
+            description=(
+                f"SCD2 dimension on {dimension.natural_key} "
+                f"({', '.join(dimension.attributes)}); view retail_dwh.{dimension.name}, "
+                f"change records in {dimension.name}_changes."
+            ),
+        )
+        for dimension in SCD_DIMENSIONS
+    ],
+    check_specs=[
+        AssetCheckSpec(check, asset=dimension.name)
+        for dimension in SCD_DIMENSIONS
+        for check in (UNIQUE_KEYS, ONE_CURRENT)
+    ],
+    can_subset=True,  # one dimension can be materialized (or backfilled) alone
+)
+def scd_dimensions(context: AssetExecutionContext, spark: SparkResource, storage: StorageResource):
+    """The selected SCD2 dimensions, hours applied in order, each on the versions before it;
+    the checks of all of them in one Spark job."""
+    session, keys = spark.spark_session, context.partition_keys
+    dimensions = [d for d in SCD_DIMENSIONS if AssetKey(d.name) in context.selected_asset_keys]
+    built_on = {d: [write_changes(session, storage, d, key) for key in keys][0] for d in dimensions}
+    figures = one_row(
+        *[dimension_stats(session, storage, d, keys, built_on[d]) for d in dimensions]
     )
-    def _dimension(
-        context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
-    ) -> MaterializeResult:
-        session, keys = spark.spark_session, context.partition_keys
-        built_on = [write_changes(session, storage, dimension, key) for key in keys]
-        stats = dimension_stats(session, storage, dimension, keys, before=built_on[0])
+    for dimension in dimensions:
+        stats = stats_of(dimension, figures)
         # What the run changed, newest first (the change records: no window over history).
         newest = sorted((r.asDict() for r in stats["newest_changes"]),
                         key=lambda r: r["surrogate_key"])  # fmt: skip
         newest.sort(key=lambda r: r["recorded_hour"], reverse=True)
-        return MaterializeResult(
+        yield MaterializeResult(
+            asset_key=dimension.name,
             metadata={
                 **{n: stats[n] for n in ("new_versions", "inferred_members", "completed_inferred")},
                 **written(storage.warehouse_table(dimension.name).name, rows=stats["versions"]),
                 "changes": markdown_table(newest),
             },
-            check_results=dimension_checks(stats),
+            check_results=selected_checks(context, dimension_checks(dimension.name, stats)),
         )
-
-    return _dimension
-
-
-dim_customer = dimension_asset(CUSTOMER, [new_transactions])
-
-
-dim_product = dimension_asset(PRODUCT, [new_transactions])
-
-
-dim_branch = dimension_asset(BRANCH, [new_transactions, raw_files])
-
-
-dim_sales_agent = dimension_asset(SALES_AGENT, [new_transactions, raw_files])
 
 
 @hourly_asset(
-    deps=[new_transactions, own_previous_hour("dim_date")],
+    deps=["new_transactions", own_previous_hour("dim_date")],
     group_name="warehouse",
     kinds={"spark", "hive"},
     owners=OWNERS,

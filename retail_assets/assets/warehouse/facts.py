@@ -11,23 +11,11 @@ from dagster import (
 )
 
 from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
-from retail_assets.assets.metadata import markdown_table, one_row
+from retail_assets.assets.metadata import markdown_table
 from retail_assets.assets.partitions import hourly_multi_asset, hourly_partitions
 from retail_assets.assets.silver import new_transactions, silver_transactions
-from retail_assets.assets.warehouse.checks import (
-    KEYS_PRESENT,
-    PRICE_RULE,
-    fact_check_counts,
-    fact_checks,
-)
-from retail_assets.assets.warehouse.dimensions import (
-    dim_branch,
-    dim_customer,
-    dim_date,
-    dim_product,
-    dim_sales_agent,
-)
-from retail_assets.assets.warehouse.reconciliation import reconcile_hour
+from retail_assets.assets.warehouse.checks import KEYS_PRESENT, PRICE_RULE, fact_checks, fact_flags
+from retail_assets.assets.warehouse.reconciliation import counts_per_hour, reconcile_hour
 from retail_assets.loads.facts import FACTS, fact_tables, write_facts
 from retail_assets.resources import SparkResource
 from retail_assets.storage.resource import StorageResource
@@ -39,8 +27,8 @@ from retail_assets.transforms import reconcile
         AssetSpec(
             name,
             partitions_def=hourly_partitions,
-            deps=[new_transactions, silver_transactions, dim_date, dim_customer, dim_product]
-            + ([] if online else [dim_branch, dim_sales_agent]),
+            deps=[new_transactions, silver_transactions, "dim_date", "dim_customer", "dim_product"]
+            + ([] if online else ["dim_branch", "dim_sales_agent"]),
             group_name="warehouse",
             kinds={"spark", "hive"},
             owners=OWNERS,
@@ -72,13 +60,13 @@ def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: S
     dimension versions current at its load hour."""
     session, keys = spark.spark_session, context.partition_keys
     tables = fact_tables(storage)
-    hours = []
     for key in keys:
         write_facts(session, storage, key)
-        hours.append(reconcile_hour(session, storage, key, tables))
+    counts = counts_per_hour(session, storage, keys, tables, {n: fact_flags(n) for n in tables})
+    hours = [reconcile_hour(storage, key, list(tables), counts) for key in keys]
     unbalanced = [h["hour"] for h in hours if not h["balanced"]]
-    stats = one_row(*[fact_check_counts(n, t.hours_of(session, keys)) for n, t in tables.items()])
     for name, table in tables.items():
+        flagged = {f: sum(counts[name, key][f] for key in keys) for f in ("missing", "off")}
         reconciled = [
             AssetCheckResult(
                 asset_key=AssetKey(name),
@@ -93,6 +81,6 @@ def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: S
                 **written(table.name, partition_rows=sum(h[name] for h in hours)),
                 "hours": markdown_table(hours, limit=48),
             },
-            check_results=fact_checks(name, stats)
+            check_results=fact_checks(name, **flagged)
             + (reconciled if name == "fact_branch_sales" else []),
         )
