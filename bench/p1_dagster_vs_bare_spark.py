@@ -152,21 +152,25 @@ class HandChecks:
     def facts(self) -> bool:
         """Every row has its keys; the price rule; fact rows + duplicates + quarantined = raw
         (silver's counts from silver()). The same read of each fact table sums what the
-        insights' check needs."""
+        insights' check needs, and the day's units the B2B file's check needs."""
         parts = {}
         for name, keys in FACT_KEYS.items():
             missing = " OR ".join(f"{key} IS NULL" for key in keys)
             online = name == "fact_online_sales"
             parts[name] = (
-                f"SELECT count_if({missing}) AS {name}_missing, count(*) AS {name}_rows, "
-                f"count_if(NOT total_paid_price <=> {PRICE}) AS {name}_off, "
-                f"sum(units) AS {name}_units_sold, sum(total_paid_price) AS {name}_revenue, "
-                f"count(offer_number) AS {name}_redemptions, "
-                + (f"sum(CASE WHEN city IS NOT NULL THEN total_paid_price END) "
-                   f"AS {name}_online_revenue, count_if(city IS NOT NULL) "
+                f"SELECT count_if(now AND ({missing})) AS {name}_missing, "
+                f"count_if(now) AS {name}_rows, "
+                f"count_if(now AND NOT total_paid_price <=> {PRICE}) AS {name}_off, "
+                f"sum(CASE WHEN now THEN units END) AS {name}_units_sold, "
+                f"sum(CASE WHEN now THEN total_paid_price END) AS {name}_revenue, "
+                f"count(CASE WHEN now THEN offer_number END) AS {name}_redemptions, "
+                f"coalesce(sum(units), 0) AS {name}_day_units, "
+                + (f"sum(CASE WHEN now AND city IS NOT NULL THEN total_paid_price END) "
+                   f"AS {name}_online_revenue, count_if(now AND city IS NOT NULL) "
                    f"AS {name}_online_transactions " if online else
                    f"NULL AS {name}_online_revenue, 0 AS {name}_online_transactions ")
-                + f"FROM {self.dwh(name)} WHERE {self.this_hour}"
+                + f"FROM (SELECT *, {self.this_hour} AS now FROM {self.dwh(name)} "
+                + f"WHERE {self.this_hour if online else f'ingest_date = {self.day!r}'})"
             )  # fmt: skip
         parts["new"] = (
             f"SELECT count(*) AS new FROM {self.lake('silver_new_transactions')} "
@@ -176,6 +180,7 @@ class HandChecks:
         self.fact_sums = {
             m: sum(c[f"{name}_{m}"] or 0 for name in FACT_KEYS) for m in INSIGHT_MEASURES
         }
+        self.day_units = c["fact_branch_sales_day_units"]  # for b2b()
         facts = sum(c[f"{name}_rows"] for name in FACT_KEYS)
         return (
             not any(c[f"{name}_missing"] or c[f"{name}_off"] for name in FACT_KEYS)
@@ -208,12 +213,8 @@ class HandChecks:
         )
 
     def b2b(self, csv: bytes) -> bool:
-        file_units = sum(int(line.rsplit(b",", 1)[1]) for line in csv.splitlines()[1:])
-        loaded = self.row(
-            f"SELECT coalesce(sum(units), 0) AS units FROM {self.dwh('fact_branch_sales')} "
-            f"WHERE ingest_date = '{self.day}'"
-        )
-        return file_units == loaded.units
+        """The file's units are the day's branch sales (summed by facts())."""
+        return sum(int(line.rsplit(b",", 1)[1]) for line in csv.splitlines()[1:]) == self.day_units
 
 
 def floor_definitions(definitions):
