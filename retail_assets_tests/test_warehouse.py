@@ -380,7 +380,7 @@ def test_the_dimension_checks_fail_on_the_rows_they_guard_against(
     """The checks' figures from stored rows made by hand: each broken rule fails its check
     and only its check."""
     from retail_assets.assets.metadata import one_row
-    from retail_assets.assets.warehouse.checks import dimension_checks, dimension_stats, stats_of
+    from retail_assets.assets.warehouse.checks import dimension_checks, dimension_stats
     from retail_assets.loads.dimensions import change_table, state_table
     from retail_assets.transforms.warehouse import CUSTOMER
 
@@ -395,6 +395,6 @@ def test_the_dimension_checks_fail_on_the_rows_they_guard_against(
     change_table(storage, CUSTOMER).write(spark, frame(changes), key)
     state_table(storage, CUSTOMER).write(spark, frame(after), key)
     figures = one_row(dimension_stats(spark, storage, CUSTOMER, [key], before=frame(before)))
-    stats = stats_of(CUSTOMER, figures)
+    stats = figures[CUSTOMER.name].asDict()
     assert {c.check_name for c in dimension_checks(CUSTOMER.name, stats) if not c.passed} == failing
     assert sorted(r.surrogate_key for r in stats["newest_changes"]) == [r[0] for r in changes]

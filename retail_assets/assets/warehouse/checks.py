@@ -27,9 +27,9 @@ def dimension_stats(
     before: DataFrame | None,
 ) -> DataFrame:
     """What the hours `keys` changed (counts, and the newest change records), and the counts
-    behind the checks: a one-row aggregate (columns `<dimension>.<figure>`, for one_row with
-    the other dimensions') over one read of the state before, the change records and the state
-    after.
+    behind the checks: a one-row aggregate (one struct column named after the dimension, for
+    one_row with the other dimensions') over one read of the state before, the change records
+    and the state after.
 
     The checks read the change records and the state, not the versions SQL the view uses:
     through it (a row per surrogate key, current = no later version) both would hold by
@@ -74,13 +74,7 @@ def dimension_stats(
         "reused_keys": F.count(F.when(first_version & F.col("_was_known"), 1)),
         "current": F.count(F.when(is_after & (F.col("valid_from_hour") == F.col("_latest")), 1)),
     }
-    return rows.agg(*[value.alias(f"{dimension.name}.{n}") for n, value in figures.items()])
-
-
-def stats_of(dimension: Dimension, figures: dict) -> dict:
-    """`dimension`'s figures out of the one row all dimensions' aggregates were read into."""
-    prefix = f"{dimension.name}."
-    return {k.removeprefix(prefix): v for k, v in figures.items() if k.startswith(prefix)}
+    return rows.agg(F.struct(*[v.alias(n) for n, v in figures.items()]).alias(dimension.name))
 
 
 def dimension_checks(name: str, stats: dict) -> list[AssetCheckResult]:

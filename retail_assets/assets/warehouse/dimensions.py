@@ -30,7 +30,6 @@ from retail_assets.assets.warehouse.checks import (
     date_stats,
     dimension_checks,
     dimension_stats,
-    stats_of,
 )
 from retail_assets.loads.dimensions import write_changes, write_dates
 from retail_assets.loads.inputs import SCD_DIMENSIONS
@@ -80,7 +79,7 @@ def scd_dimensions(context: AssetExecutionContext, spark: SparkResource, storage
         *[dimension_stats(session, storage, d, keys, built_on[d]) for d in dimensions]
     )
     for dimension in dimensions:
-        stats = stats_of(dimension, figures)
+        stats = figures[dimension.name].asDict()
         # What the run changed, newest first (the change records: no window over history).
         newest = sorted((r.asDict() for r in stats["newest_changes"]),
                         key=lambda r: r["surrogate_key"])  # fmt: skip

@@ -62,11 +62,12 @@ def sales_facts(context: AssetExecutionContext, spark: SparkResource, storage: S
     tables = fact_tables(storage)
     for key in keys:
         write_facts(session, storage, key)
-    counts = counts_per_hour(session, storage, keys, tables, {n: fact_flags(n) for n in tables})
+    flags = {name: fact_flags(name) for name in tables}
+    counts = counts_per_hour(session, storage, keys, tables, flags)
     hours = [reconcile_hour(storage, key, list(tables), counts) for key in keys]
     unbalanced = [h["hour"] for h in hours if not h["balanced"]]
     for name, table in tables.items():
-        flagged = {f: sum(counts[name, key][f] for key in keys) for f in ("missing", "off")}
+        flagged = {f: sum(counts[name, key][f] for key in keys) for f in flags[name]}
         reconciled = [
             AssetCheckResult(
                 asset_key=AssetKey(name),
