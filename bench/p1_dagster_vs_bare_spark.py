@@ -128,21 +128,21 @@ class HandChecks:
                         FROM {changes} WHERE {self.this_hour}))
             WHERE part <> 'before'"""
 
-    def dimensions(self, dimensions) -> bool:
-        """The four dimensions, loaded one after the other, checked in one statement."""
-        checks = self.one_row({d.name: self.dimension(d.name, d.natural_key) for d in dimensions})
-        return all(checks.values())
-
-    def dates(self) -> bool:
+    def dates(self) -> str:
         """The hour's dates are distinct and none was added before: one read of the table."""
-        figures = self.row(f"""
-            SELECT coalesce(sum(added), 0) AS added, count_if(added > 0) AS distinct_added,
-                   count_if(added > 0 AND earlier > 0) AS repeated
+        return f"""
+            SELECT coalesce(sum(added), 0) = count_if(added > 0)
+                   AND count_if(added > 0 AND earlier > 0) = 0 AS dim_date_ok
             FROM (SELECT date, count_if(now) AS added, count_if(NOT now) AS earlier
                   FROM (SELECT date, {self.this_hour} AS now FROM {self.dwh("dim_date")}
                         WHERE {self.this_hour} OR {self.before})
-                  GROUP BY date)""")
-        return figures.added == figures.distinct_added and figures.repeated == 0
+                  GROUP BY date)"""
+
+    def dimensions(self, dimensions) -> bool:
+        """The four SCD2 dimensions and dim_date, loaded one after the other, checked in one
+        statement."""
+        parts = {d.name: self.dimension(d.name, d.natural_key) for d in dimensions}
+        return all(self.one_row({**parts, "dim_date": self.dates()}).values())
 
     def one_row(self, parts: dict[str, str]) -> dict:
         """One statement: the one-row aggregates `parts` (alias → SELECT) side by side."""
@@ -281,9 +281,9 @@ def bare_hour(spark, storage, key: str) -> dict[str, tuple[float, float]]:
         ("raw_files", lambda: ingest_hour(storage, key), check.raw_files),
         ("silver_transactions", lambda: write_silver(spark, storage, key), check.silver),
         ("new_transactions", lambda: write_new_transactions(spark, storage, key), None),
-        ("scd_dimensions", lambda: [write_changes(spark, storage, d, key) for d in SCD_DIMENSIONS],
+        ("dimensions", lambda: [*[write_changes(spark, storage, d, key) for d in SCD_DIMENSIONS],
+                                write_dates(spark, storage, key)],
          lambda: check.dimensions(SCD_DIMENSIONS)),
-        ("dim_date", lambda: write_dates(spark, storage, key), check.dates),
         ("sales_facts", lambda: write_facts(spark, storage, key), check.facts),
         ("marketing_insights", write_insights, check.insights),
         ("b2b_daily_csv", lambda: write_export(spark, storage, day),

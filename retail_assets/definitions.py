@@ -16,7 +16,7 @@ from retail_assets.assets.partitions import starting_at
 from retail_assets.assets.raw import raw_files
 from retail_assets.assets.silver import new_transactions, silver_transactions
 from retail_assets.assets.streaming import app_events
-from retail_assets.assets.warehouse.dimensions import dim_date, scd_dimensions
+from retail_assets.assets.warehouse.dimensions import dimensions
 from retail_assets.assets.warehouse.facts import sales_facts
 from retail_assets.orchestration.jobs import app_events_job, hourly_pipeline
 from retail_assets.orchestration.runs import coordinated
@@ -30,8 +30,7 @@ BATCH_ASSETS = [
     raw_files,
     silver_transactions,
     new_transactions,
-    scd_dimensions,
-    dim_date,
+    dimensions,
     sales_facts,
     marketing_insights,
     b2b_daily_csv,

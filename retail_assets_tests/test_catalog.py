@@ -35,9 +35,8 @@ DEFINED_IN = {
     "raw_files": ("raw", "raw_files"),
     "silver_transactions": ("silver", "silver_transactions"),
     "new_transactions": ("silver", "new_transactions"),
-    **{f"dim_{n}": ("warehouse/dimensions", "scd_dimensions")
-       for n in ("customer", "product", "branch", "sales_agent")},
-    "dim_date": ("warehouse/dimensions", "dim_date"),
+    **{f"dim_{n}": ("warehouse/dimensions", "dimensions")
+       for n in ("customer", "product", "branch", "sales_agent", "date")},
     "fact_branch_sales": ("warehouse/facts", "sales_facts"),
     "fact_online_sales": ("warehouse/facts", "sales_facts"),
     **{name: ("insights", "marketing_insights") for name in (

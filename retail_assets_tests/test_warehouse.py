@@ -182,32 +182,36 @@ def test_late_branch_is_inferred_then_completed_under_the_same_key(spark, wareho
     )
 
 
-def test_one_dimension_materializes_alone_and_reports_only_its_checks(spark, settings, warehouse):
-    """The four SCD2 dimensions are one step (scd_dimensions), each still materializable
-    alone, as from the UI: a run of dim_product's hour writes it only, reports its two checks
-    only, and gives the same versions again."""
+def test_some_dimensions_materialize_alone_and_report_only_their_checks(spark, settings, warehouse):
+    """The five dimensions are one step (`dimensions`), each still materializable alone, as
+    from the UI: a run of dim_product's and dim_date's hour writes those only, reports their
+    checks only, and gives the same rows again."""
     from dagster import materialize
 
-    from retail_assets.assets.warehouse.checks import ONE_CURRENT, UNIQUE_KEYS
+    from retail_assets.assets.warehouse.checks import ONE_CURRENT, UNIQUE_DATE_KEYS, UNIQUE_KEYS
     from retail_assets.definitions import BATCH_ASSETS
     from retail_assets.resources import spark_resource
 
     storage, keys = warehouse
-    tables = ["dim_product", "dim_product_changes", "dim_customer_changes"]
+    tables = ["dim_product", "dim_product_changes", "dim_customer_changes", "dim_date"]
     before = {name: contents(spark, storage, name) for name in tables}
     result = materialize(
         BATCH_ASSETS,
-        selection="dim_product",
+        selection=["dim_product", "dim_date"],
         partition_key=keys[-1],
         resources={"spark": spark_resource(settings), "storage": storage},
     )
     assert result.success
     materialized = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
-    assert materialized == {"dim_product"}
+    assert materialized == {"dim_product", "dim_date"}
     evaluations = {
         (e.asset_key.path[0], e.check_name, e.passed) for e in result.get_asset_check_evaluations()
     }
-    assert evaluations == {("dim_product", UNIQUE_KEYS, True), ("dim_product", ONE_CURRENT, True)}
+    assert evaluations == {
+        ("dim_product", UNIQUE_KEYS, True),
+        ("dim_product", ONE_CURRENT, True),
+        ("dim_date", UNIQUE_DATE_KEYS, True),
+    }
     assert {name: contents(spark, storage, name) for name in tables} == before
 
 

@@ -8,7 +8,6 @@ from dagster import AssetCheckResult, AssetKey
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from retail_assets.assets.metadata import one_row
 from retail_assets.loads.dimensions import change_table, state_table
 from retail_assets.loads.facts import FACTS
 from retail_assets.storage.resource import StorageResource
@@ -100,26 +99,29 @@ def dimension_checks(name: str, stats: dict) -> list[AssetCheckResult]:
     ]
 
 
-UNIQUE_DATE_KEYS = "unique_date_keys"
+DATES, UNIQUE_DATE_KEYS = "dim_date", "unique_date_keys"
 
 
-def date_stats(spark: SparkSession, storage: StorageResource, keys: list[str]) -> dict:
-    """dim_date's figures in one job: the rows the hours `keys` added, read against the index
-    as it was before them (the index alone is distinct by construction), and its size. Dates
-    are few: no history is listed."""
-    added = storage.warehouse_table("dim_date").hours_of(spark, keys)
+def date_stats(spark: SparkSession, storage: StorageResource, keys: list[str]) -> DataFrame:
+    """dim_date's figures: the rows the hours `keys` added, read against the index as it was
+    before them (the index alone is distinct by construction), and its size. A one-row
+    aggregate (one struct column, dim_date) for one_row with the other dimensions'. Dates are
+    few: no history is listed."""
+    added = storage.warehouse_table(DATES).hours_of(spark, keys)
     seen = storage.seen_dates()
     earlier = seen.before(spark, keys[0])
     repeated = added.join(earlier, "date", "left_semi") if earlier is not None else added.limit(0)
-    return one_row(
+    figures = reduce(DataFrame.crossJoin, [
         added.agg(F.count("*").alias("added"), F.countDistinct("date").alias("added_keys")),
         repeated.agg(F.count("*").alias("repeated")),
         seen.before(spark, keys[-1], through=True).agg(F.count("*").alias("rows")),
-    )
+    ])  # fmt: skip
+    return figures.select(F.struct("*").alias(DATES))
 
 
 def date_check(stats: dict) -> AssetCheckResult:
     return AssetCheckResult(
+        asset_key=AssetKey(DATES),
         check_name=UNIQUE_DATE_KEYS,
         passed=stats["added"] == stats["added_keys"] and stats["repeated"] == 0,
         description="the run's dates are distinct and none was in dim_date before",

@@ -1,9 +1,9 @@
-"""The dimension assets: four SCD2 dimensions and dim_date, in retail_dwh.
+"""The dimension assets in retail_dwh: four SCD2 dimensions and dim_date.
 
 Each SCD2 dimension writes the hour's change records (retail_dwh.<dim>_changes, one partition
-per hour) and keeps the view retail_dwh.<dim> with the SCD2 versions. Each depends on its own
-previous hour: the versions it builds on. The four are one step (`scd_dimensions`, each
-materializable alone): their checks are one Spark job, not four.
+per hour) and keeps the view retail_dwh.<dim> with the SCD2 versions; dim_date adds the dates
+not seen before. Each depends on its own previous hour: the rows it builds on. The five are one
+step (`dimensions`, each materializable alone): their checks are one Spark job, not five.
 """
 
 from dagster import (
@@ -16,13 +16,9 @@ from dagster import (
 
 from retail_assets.assets.catalog import DWH_DB, OWNERS, table_metadata, tags, written
 from retail_assets.assets.metadata import markdown_table, one_row, selected_checks
-from retail_assets.assets.partitions import (
-    hourly_asset,
-    hourly_multi_asset,
-    hourly_partitions,
-    own_previous_hour,
-)
+from retail_assets.assets.partitions import hourly_multi_asset, hourly_partitions, own_previous_hour
 from retail_assets.assets.warehouse.checks import (
+    DATES,
     ONE_CURRENT,
     UNIQUE_DATE_KEYS,
     UNIQUE_KEYS,
@@ -41,44 +37,71 @@ from retail_assets.transforms.warehouse import BRANCH, SALES_AGENT
 READS_RAW_FILES = {BRANCH, SALES_AGENT}
 
 
+def dimension_spec(
+    name: str, deps: list[str], domain: str, description: str, section: str | None = None
+) -> AssetSpec:
+    """A dimension's asset: `section` names its columns' heading in tables.md (by default its
+    table's full name)."""
+    return AssetSpec(
+        name,
+        partitions_def=hourly_partitions,
+        deps=["new_transactions", *deps, own_previous_hour(name)],
+        group_name="warehouse",
+        kinds={"spark", "hive"},
+        owners=OWNERS,
+        tags=tags("warehouse", domain),
+        metadata=table_metadata(DWH_DB, name, section),
+        description=description,
+    )
+
+
 @hourly_multi_asset(
     specs=[
-        AssetSpec(
-            dimension.name,
-            partitions_def=hourly_partitions,
-            deps=["new_transactions"]
-            + (["raw_files"] if dimension in READS_RAW_FILES else [])
-            + [own_previous_hour(dimension.name)],
-            group_name="warehouse",
-            kinds={"spark", "hive"},
-            owners=OWNERS,
-            tags=tags("warehouse", dimension.name.removeprefix("dim_")),
-            metadata=table_metadata(DWH_DB, dimension.name, dimension.name),
-            description=(
+        *[
+            dimension_spec(
+                dimension.name,
+                ["raw_files"] if dimension in READS_RAW_FILES else [],
+                dimension.name.removeprefix("dim_"),
                 f"SCD2 dimension on {dimension.natural_key} "
                 f"({', '.join(dimension.attributes)}); view retail_dwh.{dimension.name}, "
-                f"change records in {dimension.name}_changes."
-            ),
-        )
-        for dimension in SCD_DIMENSIONS
+                f"change records in {dimension.name}_changes.",
+                section=dimension.name,
+            )
+            for dimension in SCD_DIMENSIONS
+        ],
+        dimension_spec(
+            DATES,
+            [],
+            "calendar",
+            "Every transaction date (year, quarter, month, week, weekday, names, is_weekend); "
+            "each hour adds the dates not seen before.",
+        ),
     ],
     check_specs=[
-        AssetCheckSpec(check, asset=dimension.name)
-        for dimension in SCD_DIMENSIONS
-        for check in (UNIQUE_KEYS, ONE_CURRENT)
+        *[
+            AssetCheckSpec(check, asset=dimension.name)
+            for dimension in SCD_DIMENSIONS
+            for check in (UNIQUE_KEYS, ONE_CURRENT)
+        ],
+        AssetCheckSpec(UNIQUE_DATE_KEYS, asset=DATES),
     ],
     can_subset=True,  # one dimension can be materialized (or backfilled) alone
 )
-def scd_dimensions(context: AssetExecutionContext, spark: SparkResource, storage: StorageResource):
-    """The selected SCD2 dimensions, hours applied in order, each on the versions before it;
-    the checks of all of them in one Spark job."""
+def dimensions(context: AssetExecutionContext, spark: SparkResource, storage: StorageResource):
+    """The selected dimensions, hours applied in order, each on the rows before it; the checks
+    of all of them in one Spark job."""
     session, keys = spark.spark_session, context.partition_keys
-    dimensions = [d for d in SCD_DIMENSIONS if AssetKey(d.name) in context.selected_asset_keys]
-    built_on = {d: [write_changes(session, storage, d, key) for key in keys][0] for d in dimensions}
+    selected = context.selected_asset_keys
+    scd = [d for d in SCD_DIMENSIONS if AssetKey(d.name) in selected]
+    dates = AssetKey(DATES) in selected
+    built_on = {d: [write_changes(session, storage, d, key) for key in keys][0] for d in scd}
+    for key in keys if dates else []:
+        write_dates(session, storage, key)
     figures = one_row(
-        *[dimension_stats(session, storage, d, keys, built_on[d]) for d in dimensions]
+        *[dimension_stats(session, storage, d, keys, built_on[d]) for d in scd],
+        *([date_stats(session, storage, keys)] if dates else []),
     )
-    for dimension in dimensions:
+    for dimension in scd:
         stats = figures[dimension.name].asDict()
         # What the run changed, newest first (the change records: no window over history).
         newest = sorted((r.asDict() for r in stats["newest_changes"]),
@@ -93,31 +116,14 @@ def scd_dimensions(context: AssetExecutionContext, spark: SparkResource, storage
             },
             check_results=selected_checks(context, dimension_checks(dimension.name, stats)),
         )
-
-
-@hourly_asset(
-    deps=["new_transactions", own_previous_hour("dim_date")],
-    group_name="warehouse",
-    kinds={"spark", "hive"},
-    owners=OWNERS,
-    tags=tags("warehouse", "calendar"),
-    metadata=table_metadata(DWH_DB, "dim_date"),
-    check_specs=[AssetCheckSpec(UNIQUE_DATE_KEYS, asset="dim_date")],
-)
-def dim_date(
-    context: AssetExecutionContext, spark: SparkResource, storage: StorageResource
-) -> MaterializeResult:
-    """retail_dwh.dim_date: every transaction date (year, quarter, month, week, weekday, names,
-    is_weekend); each hour adds the dates not seen before."""
-    session, keys = spark.spark_session, context.partition_keys
-    for key in keys:
-        write_dates(session, storage, key)
-    stats = date_stats(session, storage, keys)
-    return MaterializeResult(
-        metadata=written(
-            storage.warehouse_table("dim_date").name,
-            rows=stats["rows"],
-            partition_rows=stats["added"],
-        ),
-        check_results=[date_check(stats)],
-    )
+    if dates:
+        stats = figures[DATES].asDict()
+        yield MaterializeResult(
+            asset_key=DATES,
+            metadata=written(
+                storage.warehouse_table(DATES).name,
+                rows=stats["rows"],
+                partition_rows=stats["added"],
+            ),
+            check_results=selected_checks(context, [date_check(stats)]),
+        )
