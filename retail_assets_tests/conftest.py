@@ -7,6 +7,7 @@ tests start (and every Definitions they build) reads the session's settings.
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -69,6 +70,15 @@ class KilledServers(logging.Handler):
         dump = text[text.rfind("Full thread dump") :] if "Full thread dump" in text else ""
         self.reports.append("\n".join([record.getMessage(), dump]))
 
+
+def _interrupted(signum, frame):
+    """SIGTERM (a CI timeout, a `kill`) ends the session as Ctrl-C does, so pytest tears its
+    fixtures down and their servers are stopped by PID; on Python's default the session would
+    exit on the spot and leave them running."""
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _interrupted)
 
 _KILLED = KilledServers()
 logging.getLogger("retail_assets.servers.supervisor").addHandler(_KILLED)

@@ -1,12 +1,15 @@
 """Stopping a local server that will not stop: killed after its timeout, and the reason
-(its threads) left in its log and named in a warning."""
+(its threads) left in its log and named in a warning. And a test session stopped by SIGTERM
+stops the servers its fixtures started."""
 
 import logging
 import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
 
-from retail_assets.servers.supervisor import ManagedServer, alive, free_port
+from retail_assets.servers.supervisor import ManagedServer, alive, free_port, wait_until
 
 # A JVM serving a port whose shutdown hook never returns: SIGTERM alone cannot stop it.
 STUCK_ON_SHUTDOWN = """
@@ -44,13 +47,10 @@ def test_a_jvm_stuck_in_its_shutdown_is_killed_with_its_threads_in_its_log(tmp_p
 def test_a_server_started_while_sigterm_is_ignored_still_stops_on_it(tmp_path, caplog):
     """As in a process that ran Dagster in-process with SIGINT ignored (a background job):
     Dagster gives SIGTERM SIGINT's handler, SIG_IGN, and children inherit it."""
-    port = free_port()
-    serve = (f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); "
-             "s.listen(); time.sleep(600)")  # fmt: skip
-    server = ManagedServer("plain", tmp_path, "127.0.0.1", port, cmdline_marker="socket")
+    server, command = plain_server(tmp_path, free_port())
     before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        server.up([sys.executable, "-c", serve], env=dict(os.environ), timeout=60)
+        server.up(command, env=dict(os.environ), timeout=60)
     finally:
         signal.signal(signal.SIGTERM, before)
     try:
@@ -59,3 +59,63 @@ def test_a_server_started_while_sigterm_is_ignored_still_stops_on_it(tmp_path, c
     finally:
         server.down(timeout=0)
     assert not caplog.records  # stopped by SIGTERM, not killed at the timeout
+
+
+def plain_server(home: Path, port: int) -> tuple[ManagedServer, list[str]]:
+    """A Python process listening on `port` until stopped, and the command that starts it."""
+    serve = (f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); "
+             "s.listen(); time.sleep(600)")  # fmt: skip
+    server = ManagedServer("plain", home, "127.0.0.1", port, cmdline_marker="socket")
+    return server, [sys.executable, "-c", serve]
+
+
+# A test session whose fixture starts a server, and a test that runs until it is stopped.
+SESSION = """
+import os, sys, threading
+from pathlib import Path
+import pytest
+from retail_assets_tests.test_supervisor import plain_server
+
+HOME = Path(os.environ["PROBE_HOME"])
+
+@pytest.fixture(scope="session")
+def server():
+    server, command = plain_server(HOME, int(os.environ["PROBE_PORT"]))
+    try:
+        server.up(command, env=dict(os.environ), timeout=60)
+        yield
+    finally:
+        server.down()
+
+def test_runs_until_stopped(server):
+    (HOME / "testing").touch()
+    threading.Event().wait()
+"""
+
+
+def test_a_test_session_stopped_by_sigterm_stops_its_servers(tmp_path):
+    """A CI timeout or a `kill` sends SIGTERM: the session ends as on Ctrl-C, so its fixtures'
+    teardown stops their servers by PID (on Python's default, the session would exit on the
+    spot and leave them running)."""
+    (tmp_path / "test_session.py").write_text(SESSION)
+    port = free_port()
+    server, _ = plain_server(tmp_path, port)
+    repository = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PROBE_HOME": str(tmp_path), "PROBE_PORT": str(port),
+           "PYTHONPATH": repository}  # fmt: skip
+    session = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "retail_assets_tests.conftest",
+         "-p", "no:cacheprovider", "test_session.py"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        testing = tmp_path / "testing"
+        wait_until(testing.exists, 60, "the session's test did not start")
+        pid = server.pid()
+        session.send_signal(signal.SIGTERM)
+        output = session.communicate(timeout=60)[0].decode()
+        assert session.returncode != 0, output
+        assert not alive(pid), output
+    finally:
+        session.kill()
+        server.down(timeout=0)
