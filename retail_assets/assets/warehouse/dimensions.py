@@ -95,8 +95,9 @@ def dimensions(context: AssetExecutionContext, spark: SparkResource, storage: St
     scd = [d for d in SCD_DIMENSIONS if AssetKey(d.name) in selected]
     dates = AssetKey(DATES) in selected
     built_on = {d: [write_changes(session, storage, d, key) for key in keys][0] for d in scd}
-    for key in keys if dates else []:
-        write_dates(session, storage, key)
+    if dates:
+        for key in keys:
+            write_dates(session, storage, key)
     figures = one_row(
         *[dimension_stats(session, storage, d, keys, built_on[d]) for d in scd],
         *([date_stats(session, storage, keys)] if dates else []),
