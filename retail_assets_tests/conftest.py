@@ -71,14 +71,12 @@ class KilledServers(logging.Handler):
         self.reports.append("\n".join([record.getMessage(), dump]))
 
 
-def _interrupted(signum, frame):
-    """SIGTERM (a CI timeout, a `kill`) ends the session as Ctrl-C does, so pytest tears its
-    fixtures down and their servers are stopped by PID; on Python's default the session would
-    exit on the spot and leave them running."""
-    raise KeyboardInterrupt(f"stopped by signal {signum}")
-
-
-signal.signal(signal.SIGTERM, _interrupted)
+# SIGTERM (a CI timeout, a `kill`) ends the session as Ctrl-C does, so pytest tears its
+# fixtures down and their servers are stopped by PID; on Python's default the session would exit
+# on the spot and leave them running. SIGINT gets Ctrl-C's handler too: a background job starts
+# with it ignored, and each in-process Dagster run, when it ends, gives SIGTERM SIGINT's handler.
+for _signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_signum, signal.default_int_handler)
 
 _KILLED = KilledServers()
 logging.getLogger("retail_assets.servers.supervisor").addHandler(_KILLED)
