@@ -71,7 +71,7 @@ def plain_server(home: Path, port: int) -> tuple[ManagedServer, list[str]]:
 
 # A test session whose fixture starts a server, and a test that runs until it is stopped.
 SESSION = """
-import os, sys, threading
+import os, threading
 from pathlib import Path
 import pytest
 from retail_assets_tests.test_supervisor import plain_server

@@ -87,9 +87,14 @@ def count_each(frames: dict[str, DataFrame]) -> dict[str, int]:
     return {name: counts.get(name, 0) for name in frames}
 
 
+def side_by_side(*aggregates: DataFrame) -> DataFrame:
+    """Several one-row aggregates (distinct column names) as one row."""
+    return reduce(DataFrame.crossJoin, aggregates)
+
+
 def one_row(*aggregates: DataFrame) -> dict:
     """Several one-row aggregates (distinct column names), computed in one Spark job."""
-    return reduce(DataFrame.crossJoin, aggregates).collect()[0].asDict()
+    return side_by_side(*aggregates).collect()[0].asDict()
 
 
 def all_rows(frame: DataFrame, name: str) -> DataFrame:

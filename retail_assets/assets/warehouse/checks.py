@@ -8,6 +8,7 @@ from dagster import AssetCheckResult, AssetKey
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from retail_assets.assets.metadata import side_by_side
 from retail_assets.loads.dimensions import change_table, state_table
 from retail_assets.loads.facts import FACTS
 from retail_assets.storage.resource import StorageResource
@@ -111,11 +112,11 @@ def date_stats(spark: SparkSession, storage: StorageResource, keys: list[str]) -
     seen = storage.seen_dates()
     earlier = seen.before(spark, keys[0])
     repeated = added.join(earlier, "date", "left_semi") if earlier is not None else added.limit(0)
-    figures = reduce(DataFrame.crossJoin, [
+    figures = side_by_side(
         added.agg(F.count("*").alias("added"), F.countDistinct("date").alias("added_keys")),
         repeated.agg(F.count("*").alias("repeated")),
         seen.before(spark, keys[-1], through=True).agg(F.count("*").alias("rows")),
-    ])  # fmt: skip
+    )
     return figures.select(F.struct("*").alias(DATES))
 
 
