@@ -7,16 +7,19 @@ each re-run replaces the hour (idempotent), and the bare run's CSV must equal Da
 for byte, so both did the same work. The script's checks must pass (a check that fails on good
 data is a wrong check).
 
-Headlines: Dagster / bare (the bare script with its checks), and what the checks cost in the
-bare script: their seconds / the seconds of its loads alone. Beside them, Dagster's own part:
-the same graph with steps that do no work (`floor_definitions`), run on the same instance once
-per round, over the bare hour.
+Headlines: Dagster / bare (the bare script with its checks), and what the checks cost the
+bare script: its hour with them over the same hour without them, the median over pairs that
+take turns to go first (the dimensions' checks run on a thread beside the next dimension's
+load, as the job's do, so the loads' own seconds are not the hour without checks). Beside
+them, Dagster's own part: the same graph with steps that do no work (`floor_definitions`),
+run on the same instance once per round, over the bare hour.
 
 Usage: python -m bench.p1_dagster_vs_bare_spark [--quick]
 """
 
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from bench.harness import START, Bench, headline, main, say
@@ -138,12 +141,6 @@ class HandChecks:
                         WHERE {self.this_hour} OR {self.before})
                   GROUP BY date)"""
 
-    def dimensions(self, dimensions) -> bool:
-        """The four SCD2 dimensions and dim_date, loaded one after the other, checked in one
-        statement."""
-        parts = {d.name: self.dimension(d.name, d.natural_key) for d in dimensions}
-        return all(self.one_row({**parts, "dim_date": self.dates()}).values())
-
     def one_row(self, parts: dict[str, str]) -> dict:
         """One statement: the one-row aggregates `parts` (alias → SELECT) side by side."""
         joined = " CROSS JOIN ".join(f"({sql}) AS {alias}" for alias, sql in parts.items())
@@ -257,9 +254,11 @@ def floor_definitions(definitions):
     return Definitions(assets=stubs, jobs=[job], executor=in_process_executor)
 
 
-def bare_hour(spark, storage, key: str) -> dict[str, tuple[float, float]]:
-    """The hour's loads in the job's order, each followed by its hand-written checks (which
-    must pass); per step, (seconds of the load, seconds of its checks)."""
+def bare_hour(spark, storage, key: str, checked: bool = True) -> dict[str, tuple[float, float]]:
+    """The hour's loads in the job's order, each step followed by its hand-written checks (which
+    must pass), or by none (`checked` false: the hour without checks). Each dimension's check
+    starts on a thread once it is written, beside the next dimension's load. Per step, (seconds
+    of its loads, seconds then spent on or waiting for its checks)."""
     from retail_assets.loads.b2b import write_export
     from retail_assets.loads.dimensions import write_changes, write_dates
     from retail_assets.loads.facts import write_facts
@@ -272,36 +271,50 @@ def bare_hour(spark, storage, key: str) -> dict[str, tuple[float, float]]:
 
     check = HandChecks(spark, storage, key)
     day = hour_values(key)["ingest_date"]
+    dimension_checks = []
 
     def write_insights() -> None:
         with snapshots_written(spark, storage, key, list(INSIGHTS)):
             pass
 
-    steps = [
-        ("raw_files", lambda: ingest_hour(storage, key), check.raw_files),
-        ("silver_transactions", lambda: write_silver(spark, storage, key), check.silver),
-        ("new_transactions", lambda: write_new_transactions(spark, storage, key), None),
-        ("dimensions", lambda: [*[write_changes(spark, storage, d, key) for d in SCD_DIMENSIONS],
-                                write_dates(spark, storage, key)],
-         lambda: check.dimensions(SCD_DIMENSIONS)),
-        ("sales_facts", lambda: write_facts(spark, storage, key), check.facts),
-        ("marketing_insights", write_insights, check.insights),
-        ("b2b_daily_csv", lambda: write_export(spark, storage, day),
-         lambda: check.b2b(storage.exports.read_bytes(*storage.b2b_file(day)))),
-    ]  # fmt: skip
-    seconds = {}
-    for name, load, verify in steps:
-        began = time.monotonic()
-        load()
-        loaded = time.monotonic()
-        assert verify is None or verify(), f"the bare script's check of {name} failed"
-        seconds[name] = (loaded - began, time.monotonic() - loaded)
+    def write_dimensions(pool: ThreadPoolExecutor) -> None:
+        for dimension in SCD_DIMENSIONS:
+            write_changes(spark, storage, dimension, key)
+            if checked:
+                sql = check.dimension(dimension.name, dimension.natural_key)
+                dimension_checks.append(pool.submit(check.row, sql))
+        write_dates(spark, storage, key)
+        if checked:
+            dimension_checks.append(pool.submit(check.row, check.dates()))
+
+    with ThreadPoolExecutor(len(SCD_DIMENSIONS) + 1) as pool:
+        steps = [
+            ("raw_files", lambda: ingest_hour(storage, key), check.raw_files),
+            ("silver_transactions", lambda: write_silver(spark, storage, key), check.silver),
+            ("new_transactions", lambda: write_new_transactions(spark, storage, key), None),
+            ("dimensions", lambda: write_dimensions(pool),
+             lambda: all(all(future.result()) for future in dimension_checks)),
+            ("sales_facts", lambda: write_facts(spark, storage, key), check.facts),
+            ("marketing_insights", write_insights, check.insights),
+            ("b2b_daily_csv", lambda: write_export(spark, storage, day),
+             lambda: check.b2b(storage.exports.read_bytes(*storage.b2b_file(day)))),
+        ]  # fmt: skip
+        seconds = {}
+        for name, load, verify in steps:
+            began = time.monotonic()
+            load()
+            loaded = time.monotonic()
+            if checked and verify is not None:
+                assert verify(), f"the bare script's check of {name} failed"
+            seconds[name] = (loaded - began, time.monotonic() - loaded)
     return seconds
 
 
-def compare(bench: Bench, rows: int, repeats: int = 3) -> dict:
+def compare(bench: Bench, rows: int, repeats: int = 3, check_pairs: int = 0) -> dict:
     """Median seconds of each way over `repeats` runs of the second hour each, taking turns
-    to go first."""
+    to go first; then, for the checks' cost, `check_pairs` pairs of the bare hour with and
+    without its checks, taking turns too (a difference of two walls of a ~12 s hour needs more
+    rounds than a ratio of them: one round of each way spread 0.02–0.21 in a bench of 12)."""
     from dagster import DagsterInstance
 
     from retail_assets.definitions import batch_definitions
@@ -324,6 +337,8 @@ def compare(bench: Bench, rows: int, repeats: int = 3) -> dict:
         "bare_loads": [],
         "checks": [],
         "floor": [],
+        "checked": [],
+        "unchecked": [],
     }
     outputs = set()
 
@@ -345,6 +360,11 @@ def compare(bench: Bench, rows: int, repeats: int = 3) -> dict:
         seconds["bare_loads"].append(sum(load for load, _ in steps["bare"].values()))
         seconds["checks"].append(sum(checks for _, checks in steps["bare"].values()))
 
+    def timed(checked: bool) -> None:
+        began = time.monotonic()
+        bare_hour(spark, storage, key, checked=checked)
+        seconds["checked" if checked else "unchecked"].append(time.monotonic() - began)
+
     steps: dict[str, dict] = {}
     # The bare script once untimed, as Dagster's two hours above were: its queries' first
     # planning and code generation are not what an hour costs.
@@ -359,11 +379,24 @@ def compare(bench: Bench, rows: int, repeats: int = 3) -> dict:
         say(f"  {rows:,} rows: dagster {seconds['dagster'][-1]:.1f}s, bare "
             f"{seconds['bare'][-1]:.1f}s (checks {seconds['checks'][-1]:.1f}s)")  # fmt: skip
     assert len(outputs) == 1, "the bare script's CSV differs from Dagster's"
-    median = {way: statistics.median(values) for way, values in seconds.items()}
+    for pair in range(check_pairs):
+        for checked in (True, False) if pair % 2 == 0 else (False, True):
+            timed(checked)
+        say(f"  {rows:,} rows: bare {seconds['checked'][-1]:.1f}s, without its checks "
+            f"{seconds['unchecked'][-1]:.1f}s")  # fmt: skip
+    median = {way: statistics.median(values or [0]) for way, values in seconds.items()}
+    # Each pair's own ratio, then their median: a slow minute of the machine falls on both
+    # walls of a pair, not on one way's median.
+    pairs = [c / u - 1 for c, u in zip(seconds["checked"], seconds["unchecked"], strict=True)]
     return {"rows": rows, **{f"{way}_s": [round(v, 2) for v in values]
-                             for way, values in seconds.items()},
+                             for way, values in seconds.items() if values},
             "ratio": round(median["dagster"] / median["bare"], 3),
-            "checks_ratio": round(median["checks"] / median["bare_loads"], 3),
+            **({"checks_ratio": round(statistics.median(pairs), 3),
+                "checks_ratio_of_medians": round(median["checked"] / median["unchecked"] - 1, 3)}
+               if pairs else {}),
+            # The checks' seconds after their step's loads: less than they cost, since the
+            # dimensions' checks also slow the loads they run beside.
+            "checks_after_loads_ratio": round(median["checks"] / median["bare_loads"], 3),
             "floor_ratio": round(median["floor"] / median["bare"], 3),
             "dagster_steps_s": {k: round(v, 2) for k, v in steps["dagster"].items()},
             "bare_steps_s": {k: [round(v, 2) for v in both]
@@ -373,7 +406,7 @@ def compare(bench: Bench, rows: int, repeats: int = 3) -> dict:
 def measure(bench: Bench, quick: bool) -> dict:
     sizes = [1_500] if quick else [1_500, 550_000]
     with bench.servers():
-        runs = [compare(bench, rows) for rows in sizes]
+        runs = [compare(bench, rows, check_pairs=12 if rows == sizes[0] else 0) for rows in sizes]
     small = runs[0]
     return {
         "headlines": [

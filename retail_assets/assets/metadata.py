@@ -107,6 +107,6 @@ def selected_checks(
     context: AssetExecutionContext, results: list[AssetCheckResult]
 ) -> list[AssetCheckResult]:
     """The `results` of the checks this run selected: a subsettable multi-asset may only
-    report those (all its checks are computed in one job anyway)."""
+    report those (each asset's checks are computed together anyway)."""
     selected = context.selected_asset_check_keys
     return [r for r in results if AssetCheckKey(r.asset_key, r.check_name) in selected]

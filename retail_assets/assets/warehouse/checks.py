@@ -27,9 +27,8 @@ def dimension_stats(
     before: DataFrame | None,
 ) -> DataFrame:
     """What the hours `keys` changed (counts, and the newest change records), and the counts
-    behind the checks: a one-row aggregate (one struct column named after the dimension, for
-    one_row with the other dimensions') over one read of the state before, the change records
-    and the state after.
+    behind the checks: a one-row aggregate (one struct column named after the dimension) over
+    one read of the state before, the change records and the state after.
 
     The checks read the change records and the state, not the versions SQL the view uses:
     through it (a row per surrogate key, current = no later version) both would hold by
@@ -106,8 +105,8 @@ DATES, UNIQUE_DATE_KEYS = "dim_date", "unique_date_keys"
 def date_stats(spark: SparkSession, storage: StorageResource, keys: list[str]) -> DataFrame:
     """dim_date's figures: the rows the hours `keys` added, read against the index as it was
     before them (the index alone is distinct by construction), and its size. A one-row
-    aggregate (one struct column, dim_date) for one_row with the other dimensions'. Dates are
-    few: no history is listed."""
+    aggregate (one struct column, dim_date), like a dimension's. Dates are few: no history is
+    listed."""
     added = storage.warehouse_table(DATES).hours_of(spark, keys)
     seen = storage.seen_dates()
     earlier = seen.before(spark, keys[0])
