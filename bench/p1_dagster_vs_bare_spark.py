@@ -384,7 +384,7 @@ def compare(bench: Bench, rows: int, repeats: int = 3, check_pairs: int = 0) -> 
             timed(checked)
         say(f"  {rows:,} rows: bare {seconds['checked'][-1]:.1f}s, without its checks "
             f"{seconds['unchecked'][-1]:.1f}s")  # fmt: skip
-    median = {way: statistics.median(values or [0]) for way, values in seconds.items()}
+    median = {way: statistics.median(values) for way, values in seconds.items() if values}
     # Each pair's own ratio, then their median: a slow minute of the machine falls on both
     # walls of a pair, not on one way's median.
     pairs = [c / u - 1 for c, u in zip(seconds["checked"], seconds["unchecked"], strict=True)]

@@ -99,16 +99,16 @@ def dimensions(context: AssetExecutionContext, spark: SparkResource, storage: St
     scd = [d for d in SCD_DIMENSIONS if AssetKey(d.name) in selected]
     dates = AssetKey(DATES) in selected
     with ThreadPoolExecutor(len(SCD_DIMENSIONS) + 1) as checks:
-        figures = {}
+        reading = {}  # name -> the future of its one-row aggregate
         for dimension in scd:
             built_on = [write_changes(session, storage, dimension, key) for key in keys][0]
             stats = dimension_stats(session, storage, dimension, keys, built_on)
-            figures[dimension.name] = checks.submit(one_row, stats)
+            reading[dimension.name] = checks.submit(one_row, stats)
         if dates:
             for key in keys:
                 write_dates(session, storage, key)
-            figures[DATES] = checks.submit(one_row, date_stats(session, storage, keys))
-    figures = {name: future.result()[name].asDict() for name, future in figures.items()}
+            reading[DATES] = checks.submit(one_row, date_stats(session, storage, keys))
+    figures = {name: future.result()[name].asDict() for name, future in reading.items()}
     for dimension in scd:
         stats = figures[dimension.name]
         # What the run changed, newest first (the change records: no window over history).
