@@ -19,6 +19,7 @@ from retail_assets.assets.streaming import app_events
 from retail_assets.assets.warehouse.dimensions import dimensions
 from retail_assets.assets.warehouse.facts import sales_facts
 from retail_assets.orchestration.jobs import app_events_job, hourly_pipeline
+from retail_assets.orchestration.maintenance import daily_delta_maintenance, delta_maintenance
 from retail_assets.orchestration.runs import coordinated
 from retail_assets.orchestration.sensors import kafka_sensor, landing_sensor, orphaned_runs
 from retail_assets.resources import kafka_resource, spark_resource
@@ -61,7 +62,8 @@ def defs() -> Definitions:
     storage = storage_resource(settings)
     return Definitions(
         assets=for_home([*with_hourly_freshness(BATCH_ASSETS), app_events], settings, storage),
-        jobs=[hourly_pipeline, app_events_job],
+        jobs=[hourly_pipeline, app_events_job, delta_maintenance],
+        schedules=[daily_delta_maintenance],
         sensors=[landing_sensor, outputs_automation, kafka_sensor, orphaned_runs],
         resources={
             "spark": spark_resource(settings),

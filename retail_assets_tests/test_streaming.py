@@ -129,8 +129,13 @@ def test_produced_events_land_exactly_once_with_unknown_fields_kept(spark, landi
     assert bad.raw_value == "not json"
     purchases = [r for r in valid if r.event_type == "purchase"]
     assert purchases and all(r.quantity and r.total_amount and r.payment_method for r in purchases)
-    # the hour of these events closed long ago: compacted; the bad record's (now) is still open
-    assert metadata["compacted_periods"].value["app_events"] == ["2025-05-01/10"]
+    # Delta tables, a version per micro-batch, the newest one in the metadata
+    table = f"{storage.warehouse_database}.app_events"
+    assert spark.sql(f"DESCRIBE DETAIL {table}").first().format == "delta"
+    history = spark.sql(f"DESCRIBE HISTORY {table}").orderBy("version").collect()
+    assert [h.operation for h in history] == ["CREATE TABLE", "STREAMING UPDATE"]
+    assert history[-1].operationMetrics["numOutputRows"] == str(len(rows))
+    assert metadata["table_version"].value == history[-1].version
 
 
 def test_app_events_has_the_columns_the_ui_declares(spark, landing):

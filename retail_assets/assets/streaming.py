@@ -1,15 +1,15 @@
 """app_events: app-log events from Kafka, landed by Spark Structured Streaming, a pass per run.
 
 Two queries on Spark's Kafka source, each with its own checkpoint under
-lake/streaming/_checkpoints/<topic>: the events (retail_dwh.app_events, parquet by
-event_date/event_hour) and their counts per eventType in 5-minute event-time windows
-(retail_dwh.app_event_counts). Each run reads what the broker holds beyond its checkpoint
-when the query starts (Trigger.AvailableNow), in batches of at most `max_per_batch` records,
-and stops; then it compacts the periods that have closed (storage/stream.py).
+lake/streaming/_checkpoints/<topic>: the events (retail_dwh.app_events) and their counts per
+eventType in 5-minute event-time windows (retail_dwh.app_event_counts), both Delta tables
+by day. Each run reads what the broker holds beyond its checkpoint when the query starts
+(Trigger.AvailableNow), in batches of at most `max_per_batch` records, and stops.
 
-Exactly once: a micro-batch's offsets are fixed in the checkpoint before it runs, and its
-sink replaces the batch's own partitions (…/batch_id=N) by dynamic partition overwrite. A
-batch cut short (kill -9) is run again with the same offsets and writes the same files.
+Exactly once: a micro-batch's offsets are fixed in the checkpoint before it runs, and Delta's
+sink commits it as one table version that names the query and the batch. A batch cut short
+(kill -9) is run again with the same offsets; if its version had been committed, Delta skips
+it (storage/stream.py).
 """
 
 import time
@@ -26,8 +26,8 @@ from retail_assets.assets.metadata import as_json, markdown_table
 from retail_assets.assets.retries import retried
 from retail_assets.resources import KafkaResource, SparkResource
 from retail_assets.storage.checkpoints import Commit, kafka_offsets, lag, position
+from retail_assets.storage.delta import latest_commit
 from retail_assets.storage.resource import StorageResource
-from retail_assets.storage.stream import batch_writer
 from retail_assets.streaming.kafka_offsets import behind_checkpoint
 from retail_assets.transforms.events import parse_events, window_counts
 
@@ -57,14 +57,9 @@ def stream_writer(
     max_per_batch: int,
 ) -> DataStreamWriter:
     """Query `name`, its tables made ready first."""
-    table = storage.stream_table(name)
     stream = TRANSFORMS[name](kafka_records(spark, kafka, max_per_batch))
-    table.ensure(spark, stream.withColumn("batch_id", F.lit("")))
-    return (
-        stream.writeStream.queryName(name)
-        .option("checkpointLocation", storage.checkpoint_uri(kafka.topic, name))
-        .foreachBatch(batch_writer(table.batches_name, table.location, table.batch_columns))
-    )
+    sink = storage.stream_table(name).sink(stream, storage.checkpoint_uri(kafka.topic, name))
+    return sink.queryName(name)
 
 
 def kafka_records(spark: SparkSession, kafka: KafkaResource, max_per_batch: int) -> DataFrame:
@@ -177,16 +172,15 @@ def app_events(
     session = spark.spark_session
     starts, ends = kafka.offsets()  # both queries read at least this far
 
-    summary, compacted = {}, {}
+    summary = {}
     for name in (EVENTS, COUNTS):
         before = position(storage.last_commit(kafka.topic, name), starts)
         behind_checkpoint(before.offsets, ends)
         summary[name] = stream_pass(
             session, kafka, storage, name, before, ends, config.max_per_batch
         )
-        compacted[name] = storage.stream_table(name).compact(
-            session, summary[name]["last_batch"], datetime.now(UTC)
-        )
+        commit = latest_commit(session, storage.stream_table(name).name)
+        summary[name]["table_version"] = commit and commit["version"]
     now = kafka.offsets().ends
     for name, report in summary.items():
         report["remaining_lag"] = lag(now, report["end_offsets"])
@@ -208,7 +202,7 @@ def app_events(
             "end_offsets": as_json(events["end_offsets"]),
             "remaining_lag": as_json(events["remaining_lag"]),
             "window_counts": as_json(summary[COUNTS]),
-            "compacted_periods": as_json(compacted),
+            "table_version": events["table_version"],
             "latest_events": markdown_table(latest, limit=5),
         }
     )

@@ -40,7 +40,8 @@ class CoordinatedStorage(StorageResource):
     def yield_for_execution(self, context: InitResourceContext) -> Iterator[CoordinatedStorage]:
         """Once it holds the lock, the run fails the runs a killed worker left STARTED. A
         stream pass writes only the stream's tables: its lock is its own, so it goes beside
-        the hourly runs, never beside another pass. A sensor (no run) only reads."""
+        the hourly runs, never beside another pass; every other run (the hourly ones, the
+        daily maintenance) takes the batch lock. A sensor (no run) only reads."""
         run, instance = context.dagster_run, context.instance
         if run is None or instance is None:
             yield self

@@ -7,7 +7,7 @@ exports. Assets, sensors, the replay and the benchmarks ask it; none of them bui
     <lake>/warehouse/<name>/ingest_date=…/…            retail_dwh.<name>
     <lake>/warehouse/<fact>/hours|months/…              retail_dwh.<fact> (storage/compacted.py)
     <lake>/<layer>/<name>_seen/slot=…                   an index of values seen (storage/seen.py)
-    <lake>/streaming/<name>[_compacted]/…              retail_dwh.<name> (storage/stream.py)
+    <lake>/streaming/<name>/…                          retail_dwh.<name>, Delta (storage/stream.py)
     <lake>/streaming/_checkpoints/<topic>/<name>       a streaming query's checkpoint
     <exports>/b2b/sales_agent_product_units_<day>.csv  the partner's daily file
 """
@@ -152,10 +152,13 @@ class StorageResource(ConfigurableResource):
     # ------------------------------------------------------------------ streaming
 
     def stream_table(self, name: str) -> StreamTable:
-        """A streaming table (app_events or app_event_counts), compacted by closed period."""
-        periods, period_format, sort_by = STREAM_PERIODS[name]
+        """A streaming table (app_events or app_event_counts): Delta, by day."""
         return StreamTable(f"{self.warehouse_database}.{name}", self.lake.uri("streaming", name),
-                           periods, period_format, sort_by)  # fmt: skip
+                           STREAM_DAYS[name])  # fmt: skip
+
+    def delta_tables(self) -> dict[str, str]:
+        """The Delta tables the maintenance job keeps, with the column naming their day."""
+        return {self.stream_table(name).name: day for name, day in STREAM_DAYS.items()}
 
     def checkpoint_uri(self, topic: str, query: str) -> str:
         return self.lake.uri(*_checkpoint(topic, query))
@@ -171,9 +174,9 @@ class StorageResource(ConfigurableResource):
         return "b2b", f"sales_agent_product_units_{day}.csv"
 
 
-STREAM_PERIODS = {  # partition columns naming a period, their strftime, the sort in a file
-    "app_events": (("event_date", "event_hour"), "%Y-%m-%d/%H", "event_time"),
-    "app_event_counts": (("window_date",), "%Y-%m-%d", "window_start"),
+STREAM_DAYS = {  # each streaming table's partition column: the day of its rows
+    "app_events": "event_date",
+    "app_event_counts": "window_date",
 }
 
 

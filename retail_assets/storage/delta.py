@@ -1,0 +1,73 @@
+"""Delta Lake tables in the metastore: made, asked what they committed, and maintained.
+
+Delta does the transactions (one commit per write, a killed write leaves the previous
+version), the history (`DESCRIBE HISTORY`, `VERSION AS OF`, `RESTORE`) and the small files
+(`OPTIMIZE`, `VACUUM`). This module only says which statements the pipeline runs.
+"""
+
+from __future__ import annotations
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+
+from retail_assets.storage.tables import table_exists
+
+# Deletion vectors stay off (docs/design.md §8): with them every read of a table lists its
+# files for vectors, one more Spark job, and these tables are rewritten by whole periods,
+# never row by row. Set here, not left to a cluster's defaults.
+TABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
+
+
+def create_table(
+    spark: SparkSession, name: str, location: str, frame: DataFrame, partitions: list[str]
+) -> None:
+    """A Delta table at `location` with `frame`'s columns in `frame`'s order, partitioned by
+    `partitions`; an existing table is left as it is."""
+    if table_exists(spark, name):
+        return
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {name.split('.')[0]}")
+    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in frame.schema.fields)
+    properties = ", ".join(f"'{key}' = '{value}'" for key, value in TABLE_PROPERTIES.items())
+    spark.sql(
+        f"CREATE TABLE IF NOT EXISTS {name} ({columns}) USING delta "
+        f"PARTITIONED BY ({', '.join(partitions)}) LOCATION '{location}' "
+        f"TBLPROPERTIES ({properties})"
+    )
+
+
+def table_format(spark: SparkSession, name: str) -> str | None:
+    """ "delta", "parquet", … or "view"; None when there is no such table."""
+    if not table_exists(spark, name):
+        return None
+    try:
+        return spark.sql(f"DESCRIBE DETAIL {name}").first()["format"]
+    except AnalysisException:  # DESCRIBE DETAIL describes tables only
+        return "view"
+
+
+def latest_commit(spark: SparkSession, name: str) -> dict | None:
+    """The table's newest version: its number, operation and Delta's operation metrics; None
+    when there is no table yet."""
+    if not table_exists(spark, name):
+        return None
+    newest = spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
+    return {
+        "version": newest["version"],
+        "operation": newest["operation"],
+        "metrics": dict(newest["operationMetrics"] or {}),
+    }
+
+
+def optimize(spark: SparkSession, name: str, where: str) -> dict:
+    """Compact the small files of the partitions `where` selects into as few as Delta's
+    target size allows; partitions already one file are left alone. Delta's metrics."""
+    done = spark.sql(f"OPTIMIZE {name} WHERE {where}").first()
+    metrics = done["metrics"]
+    return {"files_added": metrics["numFilesAdded"], "files_removed": metrics["numFilesRemoved"]}
+
+
+def vacuum(spark: SparkSession, name: str, retain_hours: int) -> None:
+    """Delete the files no version of the last `retain_hours` reads: time travel reaches that
+    far back, and no further. Delta refuses less than the table's
+    `delta.deletedFileRetentionDuration` (7 days unless set)."""
+    spark.sql(f"VACUUM {name} RETAIN {retain_hours} HOURS")
