@@ -27,7 +27,16 @@ setup(
         "confluent-kafka>=2.6,<3",
         "pandas>=2.2,<3",
     ],
-    # playwright: the UI's browser test drives Debian's Chromium (retail_assets_tests/test_ui.py).
-    extras_require={"dev": ["pytest>=8,<10", "ruff>=0.6", "uv>=0.5", "playwright>=1.50,<2"]},
+    # playwright: the UI's browser test drives Debian's Chromium (retail_assets_tests/test_ui.py);
+    # deltalake (delta-rs): the tables read without Spark, as the README shows.
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "ruff>=0.6",
+            "uv>=0.5",
+            "playwright>=1.50,<2",
+            "deltalake[pandas]>=1.6,<2",
+        ]
+    },
     entry_points={"console_scripts": ["retail=retail_assets.cli:main"]},
 )

@@ -73,5 +73,5 @@ def test_no_import_runs_up_a_layer(path):
     ids=lambda p: str(p.relative_to(PACKAGE)),
 )
 def test_pure_layers_do_not_import_dagster(path):
-    """Transforms are pure functions; storage (but its resource) runs in Spark's Python workers."""
+    """Transforms are pure functions; storage (but its resource) is plain Spark and pyarrow."""
     assert not any(name.split(".")[0].startswith("dagster") for name in imports(path))

@@ -143,6 +143,21 @@ def test_app_events_has_the_columns_the_ui_declares(spark, landing):
     assert declared_columns("app_events") == written_columns(spark, storage, "app_events")
 
 
+def test_the_events_table_reads_without_spark_as_spark_reads_it(spark, landing):
+    """delta-rs (the `deltalake` package) reads the table from its folder alone: no
+    metastore, no Spark, no code of ours."""
+    from deltalake import DeltaTable
+
+    (storage, _, _), _ = landing
+    columns = ["kafka_partition", "kafka_offset", "event_type", "event_date"]
+    table = DeltaTable(storage.stream_table("app_events").location)
+    read = table.to_pandas(columns=columns)
+    by_spark = landed(spark, storage).select(*columns).collect()
+    assert Counter(read.itertuples(index=False, name=None)) == Counter(map(tuple, by_spark))
+    newest = spark.sql(f"DESCRIBE HISTORY {storage.warehouse_database}.app_events LIMIT 1")
+    assert table.version() == newest.first().version
+
+
 def test_window_counts_equal_a_count_over_the_landed_events(spark, landing):
     (storage, _, _), _ = landing
     events_ = landed(spark, storage).where("is_valid").collect()

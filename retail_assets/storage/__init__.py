@@ -3,6 +3,6 @@ filesystem (`lake`), hourly metastore tables (`tables`), streaming checkpoints
 (`checkpoints`), and the layout of the lake, the warehouse and the exports (`resource`, the
 StorageResource every asset, sensor and command asks).
 
-Only `resource` imports Dagster: Spark's Python workers (the stream's foreachBatch) import the
-other modules, and Dagster would cost each of them half a second.
+Only `resource` imports Dagster: the rest is plain Spark and pyarrow, which the benchmarks and
+the command line use without loading Dagster.
 """

@@ -1,6 +1,4 @@
-"""Hourly partition keys and the lake folders they name. No Dagster here: Spark's Python
-workers (the stream's foreachBatch) import the table helpers, and Dagster costs them 0.5 s.
-"""
+"""Hourly partition keys and the lake folders they name (no Dagster: storage/__init__.py)."""
 
 from __future__ import annotations
 
