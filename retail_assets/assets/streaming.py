@@ -26,7 +26,7 @@ from retail_assets.assets.metadata import as_json, markdown_table
 from retail_assets.assets.retries import retried
 from retail_assets.resources import KafkaResource, SparkResource
 from retail_assets.storage.checkpoints import Commit, kafka_offsets, lag, position
-from retail_assets.storage.delta import latest_commit
+from retail_assets.storage.delta import latest_version
 from retail_assets.storage.resource import StorageResource
 from retail_assets.streaming.kafka_offsets import behind_checkpoint
 from retail_assets.transforms.events import parse_events, window_counts
@@ -179,8 +179,7 @@ def app_events(
         summary[name] = stream_pass(
             session, kafka, storage, name, before, ends, config.max_per_batch
         )
-        commit = latest_commit(session, storage.stream_table(name).name)
-        summary[name]["table_version"] = commit and commit["version"]
+        summary[name]["table_version"] = latest_version(session, storage.stream_table(name).name)
     now = kafka.offsets().ends
     for name, report in summary.items():
         report["remaining_lag"] = lag(now, report["end_offsets"])

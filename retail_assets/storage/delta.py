@@ -1,4 +1,4 @@
-"""Delta Lake tables in the metastore: made, asked what they committed, and maintained.
+"""Delta Lake tables in the metastore: made, asked their version, and maintained.
 
 Delta does the transactions (one commit per write, a killed write leaves the previous
 version), the history (`DESCRIBE HISTORY`, `VERSION AS OF`, `RESTORE`) and the small files
@@ -45,17 +45,11 @@ def table_format(spark: SparkSession, name: str) -> str | None:
         return "view"
 
 
-def latest_commit(spark: SparkSession, name: str) -> dict | None:
-    """The table's newest version: its number, operation and Delta's operation metrics; None
-    when there is no table yet."""
+def latest_version(spark: SparkSession, name: str) -> int | None:
+    """The table's newest version; None when there is no table yet."""
     if not table_exists(spark, name):
         return None
-    newest = spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
-    return {
-        "version": newest["version"],
-        "operation": newest["operation"],
-        "metrics": dict(newest["operationMetrics"] or {}),
-    }
+    return spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"]
 
 
 def optimize(spark: SparkSession, name: str, where: str) -> dict:

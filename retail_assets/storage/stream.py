@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter
 
 from retail_assets.storage.delta import create_table, table_format
@@ -42,7 +42,7 @@ class StreamTable:
             .option("path", self.location)
         )
 
-    def refuse_old_layout(self, spark) -> None:
+    def refuse_old_layout(self, spark: SparkSession) -> None:
         """A home from before Delta has this name as a view over parquet batches, or (older
         still) a parquet table, and a checkpoint whose offsets those hold: appending to a
         new table from there would lose what they landed. docs/runbook.md moves them aside."""
