@@ -34,10 +34,9 @@ def test_a_home_of_the_streaming_layout_before_delta_is_refused_by_name(spark, s
         spark.sql(f"CREATE VIEW {table.name} AS SELECT 1 AS kafka_offset")
     else:  # the first layout: the batches as a parquet table
         spark.sql(f"CREATE TABLE {table.name} (kafka_offset bigint) USING parquet")
-    stream = spark.readStream.format("rate").load()
 
     with pytest.raises(OldLayoutError, match=f"{table.name} is of the streaming layout before"):
-        table.sink(stream, str(storage.lake.uri("checkpoint")))
+        table.refuse_old_layout(spark)
     assert spark.table(table.name).columns == ["kafka_offset"]  # left as it was
 
 

@@ -211,6 +211,20 @@ def test_records_without_new_fields_have_none_and_non_objects_are_kept_whole(spa
     assert [r.raw_value for r in rows] == [None, None, None, "[1, 2]", "{}"]
 
 
+def test_a_pass_on_a_home_of_the_layout_before_delta_is_refused_by_name(spark, settings, stream):
+    """Also a pass with nothing new to land, which starts no query: it reads nothing."""
+    storage, kafka, _ = stream
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {storage.warehouse_database}")
+    spark.sql(f"CREATE VIEW {storage.warehouse_database}.app_events AS SELECT 1 AS kafka_offset")
+    resources = {"spark": spark_resource(settings), "storage": storage, "kafka": kafka}
+
+    result = materialize([app_events], resources=resources, raise_on_error=False)
+
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    error = failure.step_failure_data.error.to_string()
+    assert f"{storage.warehouse_database}.app_events is of the streaming layout before" in error
+
+
 def test_events_produced_between_runs_are_landed_by_the_next_run(spark, settings, stream):
     storage, _, _ = stream
     send(stream, 100, seed=3, start=START)

@@ -170,6 +170,8 @@ def app_events(
     """retail_dwh.app_events (known fields typed, unknown ones in extra_fields) and
     retail_dwh.app_event_counts (per eventType, 5-minute windows, watermark 10 minutes)."""
     session = spark.spark_session
+    for name in (EVENTS, COUNTS):
+        storage.stream_table(name).refuse_old_layout(session)
     starts, ends = kafka.offsets()  # both queries read at least this far
 
     summary = {}

@@ -33,7 +33,6 @@ class StreamTable:
     def sink(self, stream: DataFrame, checkpoint: str) -> DataStreamWriter:
         """`stream` appended to this table by Delta's sink, its progress in `checkpoint`; the
         table is made first."""
-        self.refuse_old_layout(stream.sparkSession)
         create_table(stream.sparkSession, self.name, self.location, stream, [self.day_column])
         return (
             stream.writeStream.format("delta")
@@ -45,7 +44,8 @@ class StreamTable:
     def refuse_old_layout(self, spark: SparkSession) -> None:
         """A home from before Delta has this name as a view over parquet batches, or (older
         still) a parquet table, and a checkpoint whose offsets those hold: appending to a
-        new table from there would lose what they landed. docs/runbook.md moves them aside."""
+        new table from there would lose what they landed. docs/runbook.md moves them aside.
+        Asked at the start of every pass, also one with nothing new to land."""
         found = table_format(spark, self.name)
         if found not in (None, "delta"):
             raise OldLayoutError(
