@@ -7,10 +7,9 @@ version), the history (`DESCRIBE HISTORY`, `VERSION AS OF`, `RESTORE`) and the s
 
 from __future__ import annotations
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
-from retail_assets.storage.tables import table_exists
+from retail_assets.storage.tables import ensure_table, table_exists, table_type
 
 # Deletion vectors stay off (docs/design.md §8): with them every read of a table lists its
 # files for vectors, one more Spark job, and these tables are rewritten by whole periods,
@@ -21,28 +20,17 @@ TABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
 def create_table(
     spark: SparkSession, name: str, location: str, frame: DataFrame, partitions: list[str]
 ) -> None:
-    """A Delta table at `location` with `frame`'s columns in `frame`'s order, partitioned by
-    `partitions`; an existing table is left as it is."""
-    if table_exists(spark, name):
-        return
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {name.split('.')[0]}")
-    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in frame.schema.fields)
-    properties = ", ".join(f"'{key}' = '{value}'" for key, value in TABLE_PROPERTIES.items())
-    spark.sql(
-        f"CREATE TABLE IF NOT EXISTS {name} ({columns}) USING delta "
-        f"PARTITIONED BY ({', '.join(partitions)}) LOCATION '{location}' "
-        f"TBLPROPERTIES ({properties})"
-    )
+    """A Delta table at `location` with `frame`'s columns (the project's one way to make a
+    table, storage/tables.ensure_table); an existing table is left as it is."""
+    ensure_table(spark, name, location, frame, partitions, "delta", TABLE_PROPERTIES)
 
 
 def table_format(spark: SparkSession, name: str) -> str | None:
     """ "delta", "parquet", … or "view"; None when there is no such table."""
-    if not table_exists(spark, name):
-        return None
-    try:
-        return spark.sql(f"DESCRIBE DETAIL {name}").first()["format"]
-    except AnalysisException:  # DESCRIBE DETAIL describes tables only
-        return "view"
+    kind = table_type(spark, name)
+    if kind in (None, "VIEW"):
+        return kind and "view"
+    return spark.sql(f"DESCRIBE DETAIL {name}").first()["format"]
 
 
 def latest_version(spark: SparkSession, name: str) -> int | None:

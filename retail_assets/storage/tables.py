@@ -160,19 +160,28 @@ def hours_before(key: str, *, through: bool) -> Column:
 
 
 def ensure_table(
-    spark: SparkSession, name: str, location: str, frame: DataFrame, partitions: list[str]
+    spark: SparkSession,
+    name: str,
+    location: str,
+    frame: DataFrame,
+    partitions: list[str],
+    using: str = "parquet",
+    properties: dict[str, str] | None = None,
 ) -> None:
-    """A parquet table at `location` with `frame`'s columns, partitioned by string columns.
-    An existing table costs no metastore call once the session has seen it."""
+    """A table at `location` (`using` parquet or delta) with `frame`'s columns, partitioned by
+    string columns, which come last. An existing table costs no metastore call once the
+    session has seen it."""
     if table_exists(spark, name):
         return
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {name.split('.')[0]}")
     data = [f for f in frame.schema.fields if f.name not in partitions]
     columns = [f"`{f.name}` {f.dataType.simpleString()}" for f in data]
     columns += [f"`{column}` string" for column in partitions]
+    listed = ", ".join(f"'{key}' = '{value}'" for key, value in (properties or {}).items())
     spark.sql(
-        f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}) USING parquet "
+        f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}) USING {using} "
         f"PARTITIONED BY ({', '.join(partitions)}) LOCATION '{location}'"
+        + (f" TBLPROPERTIES ({listed})" if listed else "")
     )
 
 
